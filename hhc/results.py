@@ -1,0 +1,245 @@
+"""The one result format every hhc backend writes, and its reader.
+
+A result directory holds three files:
+
+``spikes.npz``
+    ``i`` (int64 neuron index) and ``t`` (float64, seconds), one entry per spike, in the order
+    the simulator reported them.
+``traces.npz``
+    Recorded state variables, in trace groups. A group is a time axis ``t`` (seconds), the
+    recorded ``neurons`` (indices) and one 2-D array per variable, shape ``(len(t), len(neurons))``
+    in SI units (volt, ampere, dimensionless gates). Group 0 uses the plain names (``t``,
+    ``neurons``, ``v``); group k >= 1 adds the suffix ``__k`` to every key (``t__1``, ``v__1``),
+    so one flat npz can hold groups with different neurons, intervals or windows.
+``meta.json``
+    Anything JSON-serialisable describing the run (backend, model, dt, wall time...), written
+    with sorted keys so that two runs can be diffed.
+
+Every file is written to a temporary name in the same directory and then moved into place with
+``os.replace``, so a reader never sees a half-written file, even if the writer is killed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from hhc.errors import HHCError
+
+SPIKES_FILE = "spikes.npz"
+TRACES_FILE = "traces.npz"
+META_FILE = "meta.json"
+
+# Keys with this suffix belong to trace group k >= 1.
+_GROUP_SUFFIX = re.compile(r"^(?P<name>.+)__(?P<group>[1-9][0-9]*)$")
+
+
+@dataclass
+class TraceGroup:
+    """Samples of some variables for some neurons on one time axis."""
+
+    t: np.ndarray                      # 1-D, seconds
+    neurons: np.ndarray                # 1-D, int neuron indices (columns of every variable)
+    variables: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (len(t), len(neurons))
+
+    def __post_init__(self) -> None:
+        self.t = np.asarray(self.t, dtype=np.float64).reshape(-1)
+        self.neurons = np.asarray(self.neurons, dtype=np.int64).reshape(-1)
+        checked = {}
+        for name, values in self.variables.items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.ndim == 1 and len(self.neurons) == 1:
+                values = values.reshape(-1, 1)  # a single neuron's trace is a column
+            expected = (len(self.t), len(self.neurons))
+            if values.shape != expected:
+                raise HHCError(
+                    f"trace of {name!r} has shape {values.shape}, expected {expected} "
+                    f"(time samples x recorded neurons)"
+                )
+            checked[name] = values
+        self.variables = checked
+
+    @classmethod
+    def coerce(cls, group: "TraceGroup | Mapping[str, Any]") -> "TraceGroup":
+        """Accept a TraceGroup or a dict with keys t, neurons, variables."""
+        if isinstance(group, TraceGroup):
+            return group
+        try:
+            return cls(t=group["t"], neurons=group["neurons"], variables=dict(group["variables"]))
+        except KeyError as missing:
+            raise HHCError(f"trace group is missing the key {missing}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(file_object) on a temporary file next to path, then move it onto path."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _write_npz(handle, arrays: Mapping[str, np.ndarray]) -> None:
+    """np.savez, but taking the arrays as a dict: np.savez(f, **arrays) breaks on a variable
+    named 'file' or 'allow_pickle', which collide with its own parameters."""
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
+
+
+def _trace_arrays(groups: list[TraceGroup]) -> dict[str, np.ndarray]:
+    """Flatten trace groups into npz keys: group 0 plain, group k suffixed with __k."""
+    arrays: dict[str, np.ndarray] = {}
+    for k, group in enumerate(groups):
+        suffix = "" if k == 0 else f"__{k}"
+        for name in group.variables:
+            if name in ("t", "neurons") or _GROUP_SUFFIX.match(name):
+                # would collide with the time axis, the neuron list or another group's keys
+                raise HHCError(f"cannot store a traced variable named {name!r}")
+        arrays[f"t{suffix}"] = group.t
+        arrays[f"neurons{suffix}"] = group.neurons
+        for name, values in group.variables.items():
+            arrays[f"{name}{suffix}"] = values
+    return arrays
+
+
+def write_results(
+    out_dir: str | os.PathLike,
+    *,
+    spike_i: Iterable[int] | np.ndarray,
+    spike_t: Iterable[float] | np.ndarray,
+    traces: Iterable[TraceGroup | Mapping[str, Any]] = (),
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write spikes.npz, traces.npz and meta.json into out_dir (created if needed).
+
+    spike_t is in seconds. Returns the directory as a Path.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    spike_i = np.asarray(spike_i, dtype=np.int64).reshape(-1)
+    spike_t = np.asarray(spike_t, dtype=np.float64).reshape(-1)
+    if spike_i.shape != spike_t.shape:
+        raise HHCError(f"{len(spike_i)} spike indices but {len(spike_t)} spike times")
+    groups = [TraceGroup.coerce(g) for g in traces]
+    trace_arrays = _trace_arrays(groups)
+    # Serialise meta before touching any file, so a bad meta leaves no partial result behind.
+    try:
+        meta_text = json.dumps(dict(meta or {}), indent=2, sort_keys=True) + "\n"
+    except TypeError as err:
+        raise HHCError(f"run metadata is not JSON-serialisable: {err}") from None
+
+    _atomic_write(out / SPIKES_FILE, lambda f: _write_npz(f, {"i": spike_i, "t": spike_t}))
+    _atomic_write(out / TRACES_FILE, lambda f: _write_npz(f, trace_arrays))
+    _atomic_write(out / META_FILE, lambda f: f.write(meta_text.encode("utf-8")))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class Results:
+    """A loaded result directory. Arrays are plain numpy; times are in seconds."""
+
+    spike_i: np.ndarray
+    spike_t: np.ndarray
+    traces: list[TraceGroup]
+    meta: dict[str, Any]
+    path: Path | None = None
+
+    def spike_counts(self, n_neurons: int | None = None) -> np.ndarray:
+        """Spikes per neuron, indexed by neuron. n_neurons defaults to meta['n_neurons'] if
+        present, else to the highest index that spiked plus one."""
+        if n_neurons is None:
+            n_neurons = self.meta.get("n_neurons")
+        if n_neurons is None:
+            n_neurons = int(self.spike_i.max()) + 1 if self.spike_i.size else 0
+        return np.bincount(self.spike_i, minlength=int(n_neurons))
+
+    def spike_trains(self) -> dict[int, np.ndarray]:
+        """Sorted spike times (s) per neuron that spiked at least once."""
+        order = np.lexsort((self.spike_t, self.spike_i))  # by neuron, then time
+        i, t = self.spike_i[order], self.spike_t[order]
+        neurons, starts = np.unique(i, return_index=True)
+        return {int(n): chunk for n, chunk in zip(neurons, np.split(t, starts[1:]))}
+
+    def trace(self, variable: str, group: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(t, neurons, values) of one variable in one trace group; values is (len(t), len(neurons))."""
+        if not 0 <= group < len(self.traces):
+            raise HHCError(f"no trace group {group}: the result has {len(self.traces)} trace group(s)")
+        g = self.traces[group]
+        if variable not in g.variables:
+            known = ", ".join(sorted(g.variables)) or "none"
+            raise HHCError(f"variable {variable!r} was not recorded in trace group {group} (recorded: {known})")
+        return g.t, g.neurons, g.variables[variable]
+
+
+def _read_traces(arrays: Mapping[str, np.ndarray], path: Path) -> list[TraceGroup]:
+    """Regroup the flat npz keys by their __k suffix."""
+    by_group: dict[int, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        match = _GROUP_SUFFIX.match(key)
+        name, k = (match["name"], int(match["group"])) if match else (key, 0)
+        by_group.setdefault(k, {})[name] = value
+    if by_group and sorted(by_group) != list(range(len(by_group))):
+        raise HHCError(f"{path}: trace groups {sorted(by_group)} are not numbered 0, 1, 2, ...")
+    groups = []
+    for k in sorted(by_group):
+        keys = by_group[k]
+        if "t" not in keys or "neurons" not in keys:
+            raise HHCError(f"{path}: trace group {k} has no time axis or neuron list")
+        variables = {n: v for n, v in keys.items() if n not in ("t", "neurons")}
+        groups.append(TraceGroup(t=keys["t"], neurons=keys["neurons"], variables=variables))
+    return groups
+
+
+def load_results(path: str | os.PathLike) -> Results:
+    """Read a result directory written by write_results."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise HHCError(f"no result directory at {directory}")
+    missing = [name for name in (SPIKES_FILE, TRACES_FILE, META_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise HHCError(
+            f"{directory} is not a complete hhc result: missing {', '.join(missing)} "
+            f"(was the run interrupted?)"
+        )
+    try:
+        with np.load(directory / SPIKES_FILE, allow_pickle=False) as spikes:
+            spike_i = np.asarray(spikes["i"], dtype=np.int64)
+            spike_t = np.asarray(spikes["t"], dtype=np.float64)
+        with np.load(directory / TRACES_FILE, allow_pickle=False) as npz:
+            trace_arrays = {key: npz[key] for key in npz.files}
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError) as err:  # corrupt zip, bad JSON, missing array
+        raise HHCError(f"cannot read the result in {directory}: {err}") from None
+    return Results(
+        spike_i=spike_i,
+        spike_t=spike_t,
+        traces=_read_traces(trace_arrays, directory / TRACES_FILE),
+        meta=meta,
+        path=directory,
+    )

@@ -1,0 +1,118 @@
+"""The result format: what a backend writes is what the reader gives back."""
+import json
+
+import numpy as np
+import pytest
+
+from hhc.errors import HHCError
+from hhc.results import TraceGroup, load_results, write_results
+
+
+def _v_group(n_samples=5, neurons=(0, 3), offset=0.0):
+    t = np.arange(n_samples) * 1e-4
+    v = -0.065 + offset + 1e-3 * np.arange(n_samples * len(neurons)).reshape(n_samples, len(neurons))
+    return TraceGroup(t=t, neurons=np.array(neurons), variables={"v": v})
+
+
+def test_round_trip_single_group(tmp_path):
+    spike_i = np.array([2, 0, 2])
+    spike_t = np.array([0.010, 0.0125, 0.030])
+    group = _v_group()
+    group.variables["mnaf"] = np.full((5, 2), 0.25)
+    meta = {"backend": "brian2", "dt": 1e-5, "n_neurons": 4}
+
+    write_results(tmp_path / "run", spike_i=spike_i, spike_t=spike_t, traces=[group], meta=meta)
+    res = load_results(tmp_path / "run")
+
+    assert res.spike_i.dtype == np.int64 and res.spike_t.dtype == np.float64
+    np.testing.assert_array_equal(res.spike_i, spike_i)
+    np.testing.assert_array_equal(res.spike_t, spike_t)
+    assert res.meta == meta
+    assert len(res.traces) == 1
+    t, neurons, v = res.trace("v")
+    np.testing.assert_array_equal(t, group.t)
+    np.testing.assert_array_equal(neurons, [0, 3])
+    np.testing.assert_array_equal(v, group.variables["v"])
+    np.testing.assert_array_equal(res.trace("mnaf")[2], 0.25)
+
+    # single group: plain key names, no suffix
+    with np.load(tmp_path / "run" / "traces.npz") as npz:
+        assert sorted(npz.files) == ["mnaf", "neurons", "t", "v"]
+    # meta.json: sorted keys, indented, so runs diff cleanly
+    text = (tmp_path / "run" / "meta.json").read_text()
+    assert text == json.dumps(meta, indent=2, sort_keys=True) + "\n"
+
+
+def test_spike_helpers(tmp_path):
+    write_results(
+        tmp_path, spike_i=[1, 0, 1, 1], spike_t=[0.3, 0.1, 0.2, 0.1], traces=[], meta={"n_neurons": 3}
+    )
+    res = load_results(tmp_path)
+    np.testing.assert_array_equal(res.spike_counts(), [1, 3, 0])  # n_neurons from meta
+    np.testing.assert_array_equal(res.spike_counts(5), [1, 3, 0, 0, 0])
+    trains = res.spike_trains()
+    assert sorted(trains) == [0, 1]
+    np.testing.assert_array_equal(trains[1], [0.1, 0.2, 0.3])  # sorted by time
+    assert res.traces == []
+
+
+def test_several_groups_use_suffixes(tmp_path):
+    groups = [
+        _v_group(5, (0, 1)),
+        {"t": [0.1, 0.2], "neurons": [7], "variables": {"v": [[-0.07], [-0.06]], "hka": [[1.0], [0.9]]}},
+        _v_group(3, (2,), offset=0.01),
+    ]
+    write_results(tmp_path, spike_i=[], spike_t=[], traces=groups, meta={})
+    with np.load(tmp_path / "traces.npz") as npz:
+        assert set(npz.files) == {
+            "t", "neurons", "v",
+            "t__1", "neurons__1", "v__1", "hka__1",
+            "t__2", "neurons__2", "v__2",
+        }
+    res = load_results(tmp_path)
+    assert len(res.traces) == 3
+    t1, n1, hka = res.trace("hka", group=1)
+    np.testing.assert_array_equal(t1, [0.1, 0.2])
+    np.testing.assert_array_equal(n1, [7])
+    np.testing.assert_array_equal(hka, [[1.0], [0.9]])
+    np.testing.assert_array_equal(res.trace("v", group=2)[2], groups[2].variables["v"])
+    assert res.spike_i.size == 0 and res.spike_counts().size == 0
+    with pytest.raises(HHCError, match="hka"):
+        res.trace("hka", group=0)
+    with pytest.raises(HHCError, match="trace group 3"):
+        res.trace("v", group=3)
+
+
+def test_variable_named_like_numpy_parameter(tmp_path):
+    # np.savez(f, **arrays) would fail on these names; the writer must not
+    group = TraceGroup(t=[0.0], neurons=[0], variables={"file": [[1.0]], "allow_pickle": [[2.0]]})
+    write_results(tmp_path, spike_i=[], spike_t=[], traces=[group], meta={})
+    assert load_results(tmp_path).trace("file")[2][0, 0] == 1.0
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(HHCError, match="no result directory"):
+        load_results(tmp_path / "nowhere")
+
+
+def test_missing_file(tmp_path):
+    write_results(tmp_path, spike_i=[0], spike_t=[0.1], traces=[], meta={})
+    (tmp_path / "traces.npz").unlink()
+    with pytest.raises(HHCError, match="traces.npz"):
+        load_results(tmp_path)
+
+
+def test_bad_shapes_and_meta_are_refused(tmp_path):
+    with pytest.raises(HHCError, match="shape"):
+        TraceGroup(t=[0.0, 1.0], neurons=[0, 1], variables={"v": np.zeros((2, 3))})
+    with pytest.raises(HHCError, match="spike"):
+        write_results(tmp_path, spike_i=[0, 1], spike_t=[0.1], traces=[], meta={})
+    with pytest.raises(HHCError, match="JSON"):
+        write_results(tmp_path / "x", spike_i=[], spike_t=[], traces=[], meta={"bad": object()})
+    assert not (tmp_path / "x" / "spikes.npz").exists()  # nothing half-written
+
+
+def test_rewrite_leaves_no_temp_files(tmp_path):
+    for _ in range(2):
+        write_results(tmp_path, spike_i=[0], spike_t=[0.1], traces=[_v_group()], meta={"k": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "spikes.npz", "traces.npz"]
