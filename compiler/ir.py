@@ -1,0 +1,260 @@
+"""The intermediate representation: a checked cell, immutable, the only thing backends read.
+
+Expressions are SymPy objects over
+  - the membrane potential `v`, gate states (`m_NaF`), inputs (`Iapp`), parameters (`gbar_NaF`),
+    and named intermediate expressions (`tau_h_KA`), all as `sympy.Symbol`;
+  - units as positive symbols `unit_mV` (see units.py), so a backend can print `58*mV` or
+    substitute SI scales (`units.to_si`);
+  - `exprel(x) = (exp(x) - 1)/x`, the safe form of removable 0/0 rate singularities.
+Numbers are exact Rationals (a backend prints them as doubles), so no precision is lost before
+the target language sees them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from . import units
+from .units import Dimension
+
+
+class exprel(sympy.Function):  # noqa: N801 - the conventional name (numpy/brian2/scipy use it)
+    """(exp(x) - 1)/x, continuous at 0 where it is 1."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sympy.Integer(1)
+        return None
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return (sympy.exp(x) - 1) / x
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return (sympy.exp(x) * x - sympy.exp(x) + 1) / x**2
+
+
+V = sympy.Symbol("v")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A named constant: `gbar_NaF = 140 nS`. Overridable per cell and per experiment."""
+    name: str
+    value: sympy.Expr          # number × unit symbol, e.g. 140*unit_nS
+    dimension: Dimension
+    doc: str = ""
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return sympy.Symbol(self.name)
+
+    @property
+    def si_value(self) -> float:
+        return float(units.to_si(self.value))
+
+    @property
+    def magnitude(self) -> float:
+        """The number as written, in `unit`."""
+        return float(self.value.xreplace({s: 1 for s in self.value.free_symbols}))
+
+    @property
+    def unit(self) -> str:
+        """The unit the value was written in ('' if dimensionless)."""
+        names = [u.name for s in self.value.free_symbols if (u := units.unit_of_symbol(s))]
+        if len(names) == 1 and self.value == sympy.Mul(*self.value.as_coeff_Mul()):
+            return names[0]
+        return ""
+
+
+@dataclass(frozen=True)
+class NamedExpression:
+    """An intermediate the user named (`tau0 = ...`), or a gate's steady state / time constant."""
+    name: str
+    expr: sympy.Expr
+    dimension: Dimension
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return sympy.Symbol(self.name)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A gating variable x with dx/dt = (steady_state - x) / time_constant.
+
+    Gates written in alpha/beta form keep their rates; steady_state and time_constant are then
+    alpha/(alpha+beta) and 1/(alpha+beta).
+    """
+    name: str                  # as written in the channel: "m"
+    channel: str               # "NaF"
+    power: int
+    steady_state: sympy.Expr   # dimensionless
+    time_constant: sympy.Expr  # time
+    alpha: sympy.Expr | None = None   # 1/time, alpha/beta form only
+    beta: sympy.Expr | None = None
+
+    @property
+    def state(self) -> str:
+        """The state variable's name in generated code: m_NaF."""
+        return f"{self.name}_{self.channel}"
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return sympy.Symbol(self.state)
+
+    @property
+    def form(self) -> str:
+        return "alpha_beta" if self.alpha is not None else "inf_tau"
+
+    @property
+    def derivative(self) -> sympy.Expr:
+        x = self.symbol
+        if self.alpha is not None:
+            return self.alpha * (1 - x) - self.beta * x
+        return (self.steady_state - x) / self.time_constant
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    ion: str | None
+    parameters: tuple[Parameter, ...]
+    expressions: tuple[NamedExpression, ...]   # helper intermediates, dependency order
+    gates: tuple[Gate, ...]
+    current: sympy.Expr                        # outward current (A, or A/m² for densities)
+    current_is_density: bool = False
+
+    @property
+    def current_name(self) -> str:
+        return f"I_{self.name}"
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str                  # "Iapp"
+    kind: str                  # "current"
+    dimension: Dimension
+
+
+@dataclass(frozen=True)
+class InitialValue:
+    state: str                 # "v", or a gate state "m_NaF"
+    value: sympy.Expr | None   # None: the steady state at the initial v
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A point neuron: C dv/dt = Σ inputs − Σ channel currents − leak."""
+    name: str
+    source: str                               # path of the .chan file that defined the cell
+    capacitance: Parameter                    # F (or F/m² with `area`)
+    area: Parameter | None
+    channels: tuple[Channel, ...]
+    leak: tuple[Parameter, Parameter] | None  # (g_leak, E_leak)
+    inputs: tuple[Input, ...]
+    initial: tuple[InitialValue, ...]
+    threshold: sympy.Expr | None              # spike when v rises above this voltage
+    sources: tuple[str, ...] = field(default=())   # every file read, for cache keys and headers
+
+    # ---- derived views backends use
+    @property
+    def gates(self) -> tuple[Gate, ...]:
+        return tuple(g for ch in self.channels for g in ch.gates)
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return ("v",) + tuple(g.state for g in self.gates)
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        params = [self.capacitance]
+        if self.area is not None:
+            params.append(self.area)
+        for ch in self.channels:
+            params.extend(ch.parameters)
+        if self.leak is not None:
+            params.extend(self.leak)
+        return tuple(params)
+
+    @property
+    def expressions(self) -> tuple[NamedExpression, ...]:
+        return tuple(e for ch in self.channels for e in ch.expressions)
+
+    def channel_current(self, channel: Channel) -> sympy.Expr:
+        """The channel's current in A (densities multiplied by the cell's area)."""
+        if channel.current_is_density:
+            return channel.current * self.area.symbol
+        return channel.current
+
+    @property
+    def leak_current(self) -> sympy.Expr:
+        if self.leak is None:
+            return sympy.Integer(0)
+        g, e = self.leak
+        current = g.symbol * (V - e.symbol)
+        if self.area is not None and g.dimension == units.CONDUCTANCE / units.AREA:
+            current = current * self.area.symbol
+        return current
+
+    @property
+    def membrane_capacitance(self) -> sympy.Expr:
+        if self.area is not None and self.capacitance.dimension == units.CAPACITANCE / units.AREA:
+            return self.capacitance.symbol * self.area.symbol
+        return self.capacitance.symbol
+
+    @property
+    def dv_dt(self) -> sympy.Expr:
+        """dv/dt written with the channel current names (I_NaF ...) as symbols."""
+        total_in = sum((sympy.Symbol(i.name) for i in self.inputs), sympy.Integer(0))
+        total_out = sum((sympy.Symbol(ch.current_name) for ch in self.channels), sympy.Integer(0))
+        return (total_in - total_out - sympy.Symbol("I_leak")) / self.membrane_capacitance
+
+    def initial_value(self, state: str) -> InitialValue | None:
+        for iv in self.initial:
+            if iv.state == state:
+                return iv
+        return None
+
+    def state_dimension(self, state: str) -> Dimension:
+        return units.VOLTAGE if state == "v" else units.DIMENSIONLESS
+
+    def unit_symbols(self) -> set[sympy.Symbol]:
+        """Every unit symbol used anywhere in the cell."""
+        found: set[sympy.Symbol] = set()
+        exprs = [p.value for p in self.parameters]
+        exprs += [e.expr for e in self.expressions]
+        for g in self.gates:
+            exprs += [g.steady_state, g.time_constant]
+        exprs += [ch.current for ch in self.channels]
+        exprs += [iv.value for iv in self.initial if iv.value is not None]
+        if self.threshold is not None:
+            exprs.append(self.threshold)
+        for e in exprs:
+            found |= {s for s in e.free_symbols if units.unit_of_symbol(s)}
+        return found
+
+
+@dataclass(frozen=True)
+class Model:
+    """Everything one .chan file (with its imports) defines."""
+    path: str
+    channels: tuple[Channel, ...]
+    cells: tuple[Cell, ...]
+
+    def cell(self, name: str | None = None) -> Cell:
+        from hhc.errors import HHCError
+        if name is None:
+            if len(self.cells) == 1:
+                return self.cells[0]
+            names = ", ".join(c.name for c in self.cells) or "none"
+            raise HHCError(f"{self.path} defines {len(self.cells)} cells ({names}); name one")
+        for c in self.cells:
+            if c.name == name:
+                return c
+        names = ", ".join(c.name for c in self.cells) or "none"
+        raise HHCError(f"{self.path} has no cell {name!r} (cells: {names})")
