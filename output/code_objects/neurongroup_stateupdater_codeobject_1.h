@@ -1,7 +1,0 @@
-#ifndef _INCLUDED_neurongroup_stateupdater_codeobject_1
-#define _INCLUDED_neurongroup_stateupdater_codeobject_1
-
-void _run_neurongroup_stateupdater_codeobject_1();
-
-
-#endif
