@@ -40,7 +40,7 @@ class _ParenNewlines:
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     return Lark(GRAMMAR_FILE.read_text(), parser="lalr", postlex=_ParenNewlines(),
-                propagate_positions=True, maybe_placeholders=True)
+                propagate_positions=True, maybe_placeholders=True, start=["start", "expr"])
 
 
 def location(source: ast.Source, line: int, column: int) -> SourceLocation:
@@ -74,11 +74,12 @@ def _describe_token(token: Token) -> str:
     return f"'{token.value}'"
 
 
-def parse(text: str, path: str = "<string>") -> ast.Module:
-    """Parse .chan text into a syntax tree; syntax errors become located HHCErrors."""
+def parse(text: str, path: str = "<string>", start: str = "start"):
+    """Parse .chan text into a syntax tree; syntax errors become located HHCErrors.
+    With start="expr", parse one expression (used for values in experiment files)."""
     source = ast.Source(path, text)
     try:
-        tree = _lark().parse(text)
+        tree = _lark().parse(text, start=start)
     except lark.exceptions.UnexpectedCharacters as exc:
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         raise HHCError(f"unexpected character {char!r}",
@@ -98,7 +99,8 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
         lines = text.splitlines() or [""]
         raise HHCError(f"unexpected end of file; expected {_describe_expected(exc.expected)}",
                        location(source, len(lines), len(lines[-1]) + 1)) from None
-    return _ToAst(source).transform(tree)
+    result = _ToAst(source).transform(tree)
+    return result
 
 
 def parse_file(path: str | Path) -> ast.Module:

@@ -1,0 +1,75 @@
+"""Targets. Each module here holds one Backend subclass that reads the IR (hhc.compiler.ir) and
+nothing else of the compiler. Adding a target = adding one module; it registers itself by
+subclassing Backend.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from hhc.errors import HHCError
+
+
+@dataclass
+class EmitOptions:
+    """What `hhc compile` passes to a backend besides the cell."""
+    device: str | None = None
+    method: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """The small interface every target implements.
+
+    emit: IR cell → generated files (name → text), readable, with a header naming the source.
+    run:  an experiment on this simulator → results in hhc's one format (hhc.results).
+    """
+    name: ClassVar[str]                 # used by --target / --backend
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def emit(self, cell, options: EmitOptions) -> dict[str, str]:
+        ...
+
+    def run(self, cell, experiment, out_dir: Path, progress=None) -> dict:
+        raise HHCError(f"backend '{self.name}' can generate code but cannot run experiments yet")
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when the simulator can run on this machine, else what is missing."""
+        return None
+
+
+_REGISTRY: dict[str, type[Backend]] = {}
+
+
+def _discover():
+    if _REGISTRY:
+        return
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    for cls in _all_subclasses(Backend):
+        if getattr(cls, "name", None):
+            _REGISTRY[cls.name] = cls
+
+
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+def names() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Backend:
+    _discover()
+    if name not in _REGISTRY:
+        raise HHCError(f"unknown backend '{name}'; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()

@@ -1,0 +1,409 @@
+"""Brian2 backend: equation strings + namespace, run on runtime (Cython) or cpp_standalone (OpenMP).
+
+The generated module is plain Brian2: a researcher can read it, import it and call
+`build_neurons(N)` in their own script. `hhc run` imports the very module it generated, so
+what runs is what one reads.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import sympy
+from sympy.printing.str import StrPrinter
+
+from hhc import __version__
+from hhc.compiler import ir, units
+from hhc.errors import HHCError
+
+from . import Backend, EmitOptions
+
+DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
+
+# Brian2's name for each SI base dimension's unit, to spell units Brian2 does not predefine.
+_BRIAN_BASE = {units.VOLTAGE: "volt", units.CURRENT: "amp", units.CONDUCTANCE: "siemens",
+               units.CAPACITANCE: "farad", units.TIME: "second", units.LENGTH: "metre",
+               units.AREA: "metre**2", units.RESISTANCE: "ohm", units.RATE: "Hz"}
+_BRIAN_KNOWN = {"mV", "volt", "ms", "second", "us", "nS", "uS", "mS", "siemens", "pA", "nA", "uA", "mA",
+                "amp", "pF", "nF", "uF", "farad", "um", "cm", "mm", "metre", "um2", "cm2", "mm2", "ohm",
+                "kohm", "Mohm", "Hz", "kHz", "MHz"}
+
+
+class BrianPrinter(StrPrinter):
+    """SymPy → Brian2 expression text: units by name, exact rationals as doubles."""
+
+    def _print_Symbol(self, expr):
+        unit = units.unit_of_symbol(expr)
+        return unit.name if unit else expr.name
+
+    def _print_Rational(self, expr):
+        return repr(float(expr))
+
+    def _print_Integer(self, expr):
+        return str(int(expr))
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_exprel(self, expr):
+        return f"exprel({self._print(expr.args[0])})"
+
+
+def decimal_form(expr: sympy.Expr) -> sympy.Expr:
+    """Exact fractions → floats (to double precision), so 93/1000*ms reads 0.093*ms."""
+    fractions = {r: sympy.Float(r, 20) for r in expr.atoms(sympy.Rational) if not r.is_Integer}
+    return expr.xreplace(fractions) if fractions else expr
+
+
+def brian_expr(expr: sympy.Expr) -> str:
+    return BrianPrinter().doprint(decimal_form(expr))
+
+
+def brian_unit(dim: units.Dimension) -> str:
+    """The unit text after ':' in a Brian2 equation."""
+    if dim.is_dimensionless:
+        return "1"
+    if dim in _BRIAN_BASE:
+        return _BRIAN_BASE[dim]
+    parts = []
+    for base, exp in zip(("metre", "kilogram", "second", "amp"), dim._vec()):
+        if exp:
+            parts.append(base if exp == 1 else f"{base}**{exp}")
+    return " * ".join(parts)
+
+
+def _unit_definition(unit: units.Unit) -> str:
+    base = _BRIAN_BASE.get(unit.dimension)
+    if base is None:
+        raise HHCError(f"the Brian2 backend cannot express unit {unit.name}")
+    return f"{float(unit.scale)!r} * {base}"
+
+
+def equations(cell: ir.Cell) -> str:
+    """The Brian2 equation string of a cell, grouped by channel, one line per quantity."""
+    lines = [f"dv/dt = {brian_expr(cell.dv_dt)} : volt"]
+    for ch in cell.channels:
+        lines.append("")
+        lines.append(f"# channel {ch.name}" + (f" ({ch.ion})" if ch.ion else ""))
+        lines.append(f"{ch.current_name} = {brian_expr(cell.channel_current(ch))} : amp")
+        for expr in ch.expressions:
+            lines.append(f"{expr.name} = {brian_expr(expr.expr)} : {brian_unit(expr.dimension)}")
+        for g in ch.gates:
+            x = g.state
+            if g.form == "alpha_beta":
+                lines.append(f"d{x}/dt = {x}_alpha * (1 - {x}) - {x}_beta * {x} : 1")
+                lines.append(f"{x}_alpha = {brian_expr(g.alpha)} : Hz")
+                lines.append(f"{x}_beta = {brian_expr(g.beta)} : Hz")
+                lines.append(f"{x}_inf = {x}_alpha / ({x}_alpha + {x}_beta) : 1")
+            else:
+                lines.append(f"d{x}/dt = ({x}_inf - {x}) / {x}_tau : 1")
+                lines.append(f"{x}_inf = {brian_expr(g.steady_state)} : 1")
+                lines.append(f"{x}_tau = {brian_expr(g.time_constant)} : second")
+    lines.append("")
+    lines.append(f"I_leak = {brian_expr(cell.leak_current)} : amp")
+    for inp in cell.inputs:
+        lines.append(f"{inp.name} : {brian_unit(inp.dimension)}  # input, set by the protocol")
+    return "\n".join(lines) + "\n"
+
+
+def _parameter_text(p: ir.Parameter) -> str:
+    return brian_expr(p.value)
+
+
+def module_text(cell: ir.Cell) -> str:
+    """A readable, importable Python module for the cell."""
+    used_units = sorted({units.unit_of_symbol(s) for s in cell.unit_symbols()} |
+                        {units.unit_of_symbol(s) for p in cell.parameters for s in p.value.free_symbols},
+                        key=lambda u: u.name)
+    imports = sorted({"NeuronGroup", "volt", "amp", "second", "Hz", "siemens", "farad", "metre", "ohm"} |
+                     {u.name for u in used_units if u.name in _BRIAN_KNOWN})
+    extra_units = [u for u in used_units if u.name not in _BRIAN_KNOWN]
+    sources = ", ".join(Path(s).name for s in cell.sources)
+    out = [
+        f'"""Brian2 model of cell {cell.name}.',
+        "",
+        f"Generated by hhc {__version__} from {cell.source} (reads: {sources}).",
+        "Do not edit: change the .chan file and run `hhc compile` again.",
+        '"""',
+        f"from brian2 import {', '.join(imports)}",
+        "",
+    ]
+    if extra_units:
+        out.append("# units Brian2 does not predefine")
+        for u in extra_units:
+            out.append(f"{u.name} = {_unit_definition(u)}")
+        out.append("")
+    out += [f'CELL = "{cell.name}"', f'SOURCE = "{cell.source}"', f'HHC_VERSION = "{__version__}"', "",
+            'EQUATIONS = """', equations(cell).rstrip("\n"), '"""', "",
+            "# Parameters (overridable through build_neurons(namespace=...))", "NAMESPACE = {"]
+    for p in cell.parameters:
+        out.append(f'    "{p.name}": {_parameter_text(p)},' + (f"  # {p.doc}" if p.doc else ""))
+    for u in extra_units:
+        out.append(f'    "{u.name}": {u.name},')
+    out.append("}")
+    out.append("")
+    out.append("# Initial values: constants, or the gate's steady state at the initial v")
+    out.append("INITIAL_VALUES = {")
+    for iv in cell.initial:
+        value = f"{iv.state}_inf" if iv.value is None else brian_expr(iv.value)
+        out.append(f'    "{iv.state}": "{value}",')
+    out.append("}")
+    out.append(f"STATES = {tuple(cell.states)!r}")
+    out.append(f"INPUTS = {tuple(i.name for i in cell.inputs)!r}")
+    if cell.threshold is not None:
+        th = f"v > {brian_expr(cell.threshold)}"
+        out.append("# a spike is an upward crossing: no new spike until v falls back below threshold")
+        out.append(f'THRESHOLD = "{th}"')
+        out.append(f'REFRACTORY = "{th}"')
+    else:
+        out.append("THRESHOLD = None")
+        out.append("REFRACTORY = False")
+    out += [
+        "",
+        "",
+        f'def build_neurons(N, method="rk4", dt=None, namespace=None, name="{cell.name.lower()}", **kwargs):',
+        f'    """N {cell.name} neurons as a Brian2 NeuronGroup, initialised (v first, then the gates)."""',
+        "    ns = dict(NAMESPACE)",
+        "    ns.update(namespace or {})",
+        "    group = NeuronGroup(N, EQUATIONS, threshold=THRESHOLD, refractory=REFRACTORY, method=method,",
+        "                        namespace=ns, dt=dt, name=name, **kwargs)",
+        "    for state, value in INITIAL_VALUES.items():",
+        "        setattr(group, state, value)",
+        "    return group",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def module_filename(cell: ir.Cell) -> str:
+    return f"{cell.name.lower()}_brian2.py"
+
+
+def import_generated(path: Path):
+    """Import a generated module from its file, under a name unique to its content."""
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+    name = f"hhc_generated_{path.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def _locked(directory: Path):
+    """Exclusive use of a build directory: two runs of the same build wait for each other."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".hhc-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("HHC_CACHE", Path.home() / ".cache" / "hhc"))
+
+
+# The C++ progress line the standalone binary prints; hhc.progress_pipe turns it into a bar.
+_CPP_REPORT = ('std::cout << "HHC-PROGRESS " << start << " " << duration << " " << completed << " " '
+               '<< elapsed << std::endl;')
+
+
+class Brian2Backend(Backend):
+    name = "brian2"
+    description = "Brian2 2.9: runtime (Cython) or cpp_standalone with OpenMP threads"
+
+    def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
+        if options.device not in (None, "runtime", "cpp_standalone"):
+            raise HHCError(f"device '{options.device}' is not supported by the brian2 target yet "
+                           f"(supported: runtime, cpp_standalone)")
+        return {module_filename(cell): module_text(cell)}
+
+    @classmethod
+    def unavailable_reason(cls):
+        try:
+            import brian2  # noqa: F401
+        except Exception as exc:  # brian2 fails on import with numpy >= 2.4, for one
+            return f"brian2 cannot be imported: {exc}"
+        return None
+
+    def run(self, cell: ir.Cell, experiment, out_dir: Path, progress=None) -> dict:
+        reason = self.unavailable_reason()
+        if reason:
+            raise HHCError(reason)
+        device = experiment.backend.device or "runtime"
+        if device not in ("runtime", "cpp_standalone"):
+            raise HHCError(f"device '{device}' is not supported by the brian2 backend "
+                           f"(supported: runtime, cpp_standalone)")
+        method = experiment.method if experiment.method != "auto" else "rk4"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        module_path = out_dir / module_filename(cell)
+        module_path.write_text(module_text(cell))
+        module = import_generated(module_path)
+        if device == "runtime":
+            return self._run_runtime(module, experiment, method, progress)
+        return self._run_standalone(module, experiment, method, out_dir, progress)
+
+    # ---- shared: network construction --------------------------------------------------------
+    def _build_network(self, module, experiment, method):
+        import brian2 as b2
+        import numpy as np
+        dt = experiment.dt * b2.second
+        group = module.build_neurons(experiment.size, method=method, dt=dt)
+        # v first: gates left at their steady state are computed from it
+        group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
+        for state in module.STATES[1:]:
+            values = experiment.initial_arrays.get(state)
+            setattr(group, state, f"{state}_inf" if values is None else np.asarray(values))
+        objects = [group]
+        spikes = None
+        if experiment.record_spikes is not None:
+            spikes = b2.SpikeMonitor(group, record=True, name="spikes")
+            objects.append(spikes)
+        monitors = []
+        for k, tr in enumerate(experiment.traces):
+            mon = b2.StateMonitor(group, list(tr.variables), record=list(tr.neurons),
+                                  dt=tr.interval * b2.second, name=f"traces_{k}")
+            monitors.append(mon)
+            objects.append(mon)
+        net = b2.Network(*objects)
+        return net, group, spikes, monitors
+
+    def _segments(self, experiment):
+        """Protocol phases cut at trace window edges: (duration, inputs, active monitor flags)."""
+        edges = {0.0}
+        t = 0.0
+        phase_starts = []
+        for phase in experiment.protocol:
+            phase_starts.append((t, phase))
+            t += phase.duration
+            edges.add(t)
+        total = t
+        for tr in experiment.traces:
+            for start, stop in tr.windows or ():
+                edges.update(x for x in (start, stop) if 0 < x < total)
+        edges = sorted(edges)
+        segments = []
+        for a, b in zip(edges, edges[1:]):
+            if b - a <= 0:
+                continue
+            phase = next(p for s, p in reversed(phase_starts) if s <= a + 1e-15)
+            active = [tr.windows is None or any(s <= a + 1e-15 and b <= e + 1e-15 for s, e in tr.windows)
+                      for tr in experiment.traces]
+            segments.append((a, b - a, phase.inputs, active))
+        return segments
+
+    def _collect(self, experiment, spikes, monitors):
+        import numpy as np
+        spike_i = np.asarray(spikes.i[:], dtype=np.int64) if spikes is not None else np.zeros(0, np.int64)
+        spike_t = np.asarray(spikes.t_[:], dtype=float) if spikes is not None else np.zeros(0)
+        if spikes is not None and experiment.record_spikes is not True:
+            keep = np.isin(spike_i, np.asarray(experiment.record_spikes))
+            spike_i, spike_t = spike_i[keep], spike_t[keep]
+        groups = []
+        for tr, mon in zip(experiment.traces, monitors):
+            variables = {var: np.asarray(getattr(mon, var + "_")).T.copy() for var in tr.variables}
+            groups.append({"t": np.asarray(mon.t_[:], dtype=float), "neurons": np.asarray(tr.neurons),
+                           "variables": variables})
+        return spike_i, spike_t, groups
+
+    # ---- runtime ---------------------------------------------------------------------------
+    def _run_runtime(self, module, experiment, method, progress):
+        import brian2 as b2
+        b2.set_device("runtime")
+        b2.prefs.codegen.target = "cython"
+        b2.start_scope()
+        t0 = time.perf_counter()
+        net, group, spikes, monitors = self._build_network(module, experiment, method)
+        segments = self._segments(experiment)
+        done = 0.0
+        compile_time = None
+        for start, duration, inputs, active in segments:
+            for name, value in inputs.items():
+                setattr(group, name, value * b2.amp)
+            for mon, on in zip(monitors, active):
+                mon.active = on
+
+            def report(elapsed, completed, start_, duration_, _done=done):
+                if progress is not None:
+                    progress(_done + float(completed) * float(duration_))
+            seg_start = time.perf_counter()
+            net.run(duration * b2.second, report=report, report_period=1 * b2.second)
+            if compile_time is None:   # Cython compiles on the first run; later runs reuse it
+                compile_time = time.perf_counter() - seg_start
+            done += duration
+            self._check_finite(group)
+        wall = time.perf_counter() - t0
+        spike_i, spike_t, groups = self._collect(experiment, spikes, monitors)
+        return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups,
+                "meta": {"device": "runtime", "codegen_target": "cython", "method": method,
+                         "wall_time_s": wall, "brian2_version": b2.__version__}}
+
+    @staticmethod
+    def _check_finite(group):
+        import numpy as np
+        v = np.asarray(group.v_[:])
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise HHCError(f"the simulation blew up: v is NaN or infinite in {int(bad.sum())} neurons "
+                           f"(first: neuron {int(np.argmax(bad))}); try a smaller dt or another method")
+
+    # ---- cpp_standalone ----------------------------------------------------------------------
+    def _run_standalone(self, module, experiment, method, out_dir, progress):
+        import brian2 as b2
+        import numpy as np
+        threads = int(experiment.backend.threads or 1)
+        key = hashlib.sha1(json.dumps({
+            "module": Path(module.__file__).read_text(), "experiment": experiment.fingerprint(),
+            "method": method, "threads": threads, "brian2": b2.__version__}, sort_keys=True).encode()
+        ).hexdigest()[:16]
+        build_dir = cache_root() / "brian2-standalone" / key
+        with _locked(build_dir):
+            reused = (build_dir / "main").exists()
+            b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
+            b2.device.reinit()
+            b2.device.activate(directory=str(build_dir), build_on_run=False)
+            b2.prefs.devices.cpp_standalone.openmp_threads = threads
+            b2.prefs.devices.cpp_standalone.run_cmd_unix = [sys.executable, "-m", "hhc.progress_pipe", "./main"]
+            try:
+                net, group, spikes, monitors = self._build_network(module, experiment, method)
+                for start, duration, inputs, active in self._segments(experiment):
+                    for name, value in inputs.items():
+                        setattr(group, name, value * b2.amp)
+                    for mon, on in zip(monitors, active):
+                        mon.active = on
+                    net.run(duration * b2.second, report=_CPP_REPORT, report_period=1 * b2.second)
+                t0 = time.perf_counter()
+                env_total = sum(p.duration for p in experiment.protocol)
+                os.environ["HHC_PROGRESS_TOTAL"] = repr(env_total)
+                b2.device.build(directory=str(build_dir), compile=True, run=False, with_output=False)
+                compile_time = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                try:
+                    b2.device.run(directory=str(build_dir), with_output=True)
+                except RuntimeError as exc:
+                    raise HHCError(f"the compiled simulation failed: {exc}") from None
+                wall = time.perf_counter() - t1
+                v = np.asarray(group.v_[:])
+                if not np.isfinite(v).all():
+                    raise HHCError(f"the simulation blew up: v is NaN or infinite in "
+                                   f"{int((~np.isfinite(v)).sum())} neurons; try a smaller dt or another method")
+                spike_i, spike_t, groups = self._collect(experiment, spikes, monitors)
+            finally:
+                b2.device.reinit()
+                b2.set_device("runtime")
+        return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups,
+                "meta": {"device": "cpp_standalone", "method": method, "threads": threads,
+                         "wall_time_s": wall, "compile_time_s": compile_time, "build_dir": str(build_dir),
+                         "build_reused": reused, "brian2_version": b2.__version__}}

@@ -1,0 +1,116 @@
+"""What the command line does, as functions: compile a model to a target, run an experiment."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import platform
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from hhc import __version__, backends, planner
+from hhc.backends import EmitOptions
+from hhc.compiler import ir, load_model, units
+from hhc.compiler.values import evaluate
+from hhc.errors import HHCError
+from hhc.experiment import Experiment, load_experiment, resolve
+from hhc.progress import ProgressBar
+from hhc.results import write_results
+
+console = Console(stderr=True, highlight=False)
+
+
+def compile_model(model, target: str = "brian2", cell: str | None = None, device: str | None = None,
+                  out_dir=None) -> dict[str, str]:
+    """Generate a target's files for one cell of a model (an ir.Model or a .chan path).
+    Returns {filename: text}; with out_dir, also writes them there."""
+    if not isinstance(model, ir.Model):
+        model = load_model(model)
+    chosen = model.cell(cell)
+    files = backends.get(target).emit(chosen, EmitOptions(device=device))
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text)
+    return files
+
+
+def parse_duration(text: str) -> float:
+    value, dim = evaluate(str(text))
+    if dim != units.TIME:
+        raise HHCError(f"--duration must be a time such as \"1 s\" or \"500 ms\", got {text!r} ({dim.name})")
+    return float(value)
+
+
+def recording_plan(exp: Experiment) -> planner.RecordingPlan:
+    spike_neurons = (exp.size if exp.record_spikes is True else
+                     0 if exp.record_spikes is None else len(exp.record_spikes))
+    groups = [planner.TracePlan(list(t.variables), list(t.neurons), t.interval,
+                                list(t.windows) if t.windows is not None else None) for t in exp.traces]
+    return planner.RecordingPlan(exp.size, exp.duration, exp.dt, spike_neurons, groups)
+
+
+def default_run_dir(exp: Experiment) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    device = exp.backend.device or "default"
+    return Path("runs") / f"{Path(exp.path).stem}-{exp.backend.name}-{device}-{stamp}"
+
+
+def prepare(experiment, backend=None, device=None, threads=None, duration=None):
+    """Load and check everything a run needs, before any simulation: (experiment, cell, estimate)."""
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    exp = exp.with_backend(backend, device, threads)
+    if duration is not None:
+        exp = exp.cut_to(parse_duration(duration) if isinstance(duration, str) else float(duration))
+    model = load_model(exp.model_file)
+    cell = model.cell(exp.cell_name)
+    exp = resolve(exp, cell)
+    estimate = planner.estimate(recording_plan(exp))
+    return exp, cell, estimate
+
+
+def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
+                   quiet: bool = False) -> Path:
+    """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir."""
+    exp, cell, estimate = prepare(experiment, backend, device, threads, duration)
+    out_dir = Path(out) if out is not None else default_run_dir(exp)
+    say = (lambda *a: None) if quiet else console.print
+    say(f"[bold]{cell.name}[/] × {exp.size:,} neurons, {exp.duration:g} s biological time, dt "
+        f"{exp.dt * 1e3:g} ms, method {exp.method}, backend {exp.backend.name}"
+        f"{'/' + exp.backend.device if exp.backend.device else ''}"
+        f"{f', {exp.backend.threads} threads' if exp.backend.threads else ''}")
+    say("recording plan: " + "; ".join(estimate.lines()))
+    planner.check_fits(estimate, out_dir=out_dir.parent if out_dir.parent.exists() else ".")
+    for w in exp.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+    target = backends.get(exp.backend.name)
+    reason = target.unavailable_reason()
+    if reason:
+        raise HHCError(f"backend {exp.backend.name} cannot run here: {reason}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with ProgressBar(exp.duration, "simulating") as bar:
+        result = target.run(cell, exp, out_dir, progress=bar.update)
+    total_wall = time.perf_counter() - started
+    meta = {
+        "hhc_version": __version__, "backend": exp.backend.name, "device": exp.backend.device or "runtime",
+        "threads": exp.backend.threads, "experiment": str(Path(exp.path).resolve()),
+        "model": str(exp.model_file), "cell": cell.name, "n_neurons": exp.size, "dt": exp.dt,
+        "method": exp.method, "duration": exp.duration, "seed": exp.seed,
+        "protocol": [dataclasses.asdict(p) for p in exp.protocol],
+        "recording_estimate_bytes": {"memory": estimate.memory_bytes, "disk": estimate.disk_bytes},
+        "warnings": list(exp.warnings), "total_wall_time_s": total_wall,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    meta.update(result["meta"])
+    write_results(out_dir, spike_i=result["spike_i"], spike_t=result["spike_t"], traces=result["traces"],
+                  meta=meta)
+    n_spikes = len(result["spike_t"])
+    wall = meta.get("wall_time_s", total_wall)
+    say(f"done: {n_spikes:,} spikes; simulation wall time {wall:.2f} s "
+        f"({wall / max(exp.duration, 1e-12):.3g} s per biological second); results in {out_dir}")
+    return out_dir

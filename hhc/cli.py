@@ -1,0 +1,94 @@
+"""The `hhc` command."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from hhc import __version__
+from hhc.errors import HHCError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hhc")
+def cli():
+    """hhc — Hodgkin–Huxley channels written once, compiled to every simulator."""
+
+
+@cli.command()
+@click.argument("chan_file", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", default="brian2", show_default=True, help="Backend to generate code for.")
+@click.option("--cell", help="Cell to compile (needed when the file defines several).")
+@click.option("--device", help="Target device, e.g. runtime or cpp_standalone for brian2.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Directory for the generated files.")
+def compile(chan_file, target, cell, device, out_dir):
+    """Check CHAN_FILE and generate code for a target."""
+    from hhc.api import compile_model
+    files = compile_model(chan_file, target=target, cell=cell, device=device, out_dir=out_dir)
+    for name in files:
+        click.echo(str(Path(out_dir) / name))
+
+
+@cli.command()
+@click.argument("chan_file", type=click.Path(dir_okay=False))
+def check(chan_file):
+    """Check CHAN_FILE (syntax, names, units, dimensions) and summarise what it defines."""
+    from hhc.compiler import load_model
+    model = load_model(chan_file)
+    for ch in model.channels:
+        gates = ", ".join(f"{g.name}^{g.power} ({g.form.replace('_', '/')})" for g in ch.gates)
+        click.echo(f"channel {ch.name}: gates {gates or 'none'}; parameters "
+                   f"{', '.join(p.name for p in ch.parameters)}")
+    for c in model.cells:
+        click.echo(f"cell {c.name}: {len(c.states)} states ({', '.join(c.states)}), inputs "
+                   f"{', '.join(i.name for i in c.inputs) or 'none'}")
+    click.echo("ok")
+
+
+@cli.command()
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Result directory (default: runs/<name>-<time>).")
+@click.option("--backend", help="Override [backend] name.")
+@click.option("--device", help="Override [backend] device (brian2: runtime, cpp_standalone).")
+@click.option("--threads", type=click.IntRange(min=1), help="Override [backend] threads (OpenMP).")
+@click.option("--duration", help='Cut the protocol to this much biological time, e.g. "1 s".')
+def run(experiment, out, backend, device, threads, duration):
+    """Run EXPERIMENT (a TOML file) and write spikes.npz, traces.npz and meta.json."""
+    from hhc.api import run_experiment
+    out_dir = run_experiment(experiment, out=out, backend=backend, device=device, threads=threads,
+                             duration=duration)
+    click.echo(str(out_dir))
+
+
+@cli.command()
+def backends():
+    """List the backends and whether they can run here."""
+    from hhc import backends as registry
+    for name in registry.names():
+        cls = type(registry.get(name))
+        reason = cls.unavailable_reason()
+        click.echo(f"{name:10s} {'ok' if reason is None else 'unavailable: ' + reason}  {cls.description}")
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="hhc", standalone_mode=False)
+    except HHCError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
