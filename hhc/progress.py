@@ -25,17 +25,21 @@ class ProgressBar:
         self._last_decile = -1
 
     def __enter__(self):
-        if self.enabled and self.interactive:
+        return self
+
+    def _start(self):
+        # started on the first update, so a backend that reports its own progress shows one bar
+        if self._progress is None and self.enabled and self.interactive:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.fields[bio]}"), TimeElapsedColumn(),
                                       TextColumn("ETA"), TimeRemainingColumn(), console=self.console)
             self._progress.start()
             self._task = self._progress.add_task(self.label, total=self.total, bio="")
-        return self
 
     def update(self, simulated: float):
         if not self.enabled:
             return
+        self._start()
         if self._progress is not None:
             self._progress.update(self._task, completed=simulated,
                                   bio=f"{simulated:.3g}/{self.total:.3g} s")

@@ -1,0 +1,139 @@
+"""Experiment files: checked before anything runs, with located errors; the recording planner and
+initial-value sanity report on the seed's own mistakes."""
+import numpy as np
+import pytest
+
+from hhc.api import prepare
+from hhc.errors import HHCError
+
+from conftest import write_experiment
+
+BASE = """
+[population]
+size = {size}
+
+[simulation]
+dt = "0.01 ms"
+method = "rk4"
+
+[initial]
+v = "{v}"
+
+[[protocol]]
+duration = "50 ms"
+inputs = {{ Iapp = "0 pA" }}
+
+[[protocol]]
+duration = "{long}"
+inputs = {{ Iapp = "18 pA" }}
+
+[record]
+spikes = "all"
+"""
+
+
+def experiment(tmp_path, size=10, v="-65 mV", long="300 ms", extra=""):
+    return write_experiment(tmp_path / "exp.toml", BASE.format(size=size, v=v, long=long) + extra)
+
+
+def test_small_experiment_resolves(tmp_path):
+    exp, cell, estimate = prepare(experiment(tmp_path))
+    assert cell.name == "KenyonCell"
+    assert [p.inputs["Iapp"] for p in exp.protocol] == [0.0, pytest.approx(18e-12)]
+    assert exp.duration == pytest.approx(0.35)
+    assert np.all(exp.initial_arrays["v"] == pytest.approx(-0.065))
+    assert exp.initial_arrays["h_NaF"] == pytest.approx(np.ones(10))
+    assert exp.warnings == ()
+
+
+def test_seed_init_is_reported(tmp_path):
+    # the researcher's init: v = -80 mV * rand() * i — most of 50,000 neurons start below -100 V
+    exp, _, _ = prepare(experiment(tmp_path, size=50000, v="-80 mV * rand() * i"))
+    assert len(exp.warnings) == 1
+    warning = exp.warnings[0]
+    v0 = exp.initial_arrays["v"]
+    outside = int(((v0 < -0.2) | (v0 > 0.1)).sum())
+    assert outside > 45000
+    assert f"{outside:,} of 50,000" in warning
+    assert "physiological" in warning and "mV" in warning
+    assert (v0 < -100).sum() > 25000      # below -100 V, as the issue says
+
+
+def test_uniform_initial_values_are_drawn_once_per_seed(tmp_path):
+    a, _, _ = prepare(experiment(tmp_path, v="uniform(-70 mV, -60 mV)"))
+    b, _, _ = prepare(experiment(tmp_path, v="uniform(-70 mV, -60 mV)"))
+    assert np.array_equal(a.initial_arrays["v"], b.initial_arrays["v"])
+    assert a.initial_arrays["v"].min() >= -0.070 and a.initial_arrays["v"].max() <= -0.060
+    assert len(np.unique(a.initial_arrays["v"])) == 10
+
+
+def test_seed_two_terabyte_plan_is_refused(tmp_path, cli):
+    path = experiment(tmp_path, size=50000, long="50 s", extra="""
+[[record.traces]]
+variables = ["v"]
+neurons = "all"
+interval = "0.01 ms"
+""")
+    result = cli("run", path, "--out", tmp_path / "out")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "does not fit" in result.stderr
+    assert "2.0 TB" in result.stderr
+    assert "at most" in result.stderr          # the cheaper alternatives
+    assert not (tmp_path / "out" / "spikes.npz").exists()
+
+
+@pytest.mark.parametrize("edit, line_text, words", [
+    (('"0.01 ms"', '"0.01 mV"'), 'dt = "0.01 mV"', "must be a time"),
+    (('Iapp = "18 pA"', 'Iapp = "18 pV"'), 'inputs = { Iapp = "18 pV" }', "must be a current"),
+    (('Iapp = "18 pA"', 'Iapp = "18 pAA"'), 'inputs = { Iapp = "18 pAA" }', "unknown unit 'pAA'"),
+    (('Iapp = "18 pA"', 'Ibad = "18 pA"'), 'inputs = { Ibad = "18 pA" }', "no input 'Ibad'"),
+    (("size = 10", "size = -5"), "size = -5", "positive integer"),
+    (('v = "-65 mV"', 'v = "-65 ms"'), 'v = "-65 ms"', "must be a voltage"),
+])
+def test_bad_values_get_located_errors(tmp_path, cli, edit, line_text, words):
+    path = experiment(tmp_path)
+    path.write_text(path.read_text().replace(*edit))
+    result = cli("run", path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert words in result.stderr
+    line_no = path.read_text().splitlines().index(line_text) + 1
+    assert f"{path}:{line_no}:" in result.stderr
+    assert "^" in result.stderr
+
+
+def test_invalid_toml_is_located(tmp_path, cli):
+    path = experiment(tmp_path)
+    path.write_text(path.read_text().replace('method = "rk4"', 'method = rk4'))
+    result = cli("run", path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "invalid TOML" in result.stderr
+    line_no = path.read_text().splitlines().index("method = rk4") + 1
+    assert f":{line_no}:" in result.stderr
+
+
+def test_trace_neurons_out_of_range(tmp_path):
+    path = experiment(tmp_path, extra='\n[[record.traces]]\nvariables = ["v"]\nneurons = "0:20"\n')
+    with pytest.raises(HHCError, match="neuron 10 does not exist"):
+        prepare(path)
+
+
+def test_unknown_trace_variable(tmp_path):
+    path = experiment(tmp_path, extra='\n[[record.traces]]\nvariables = ["w"]\nneurons = [0]\n')
+    with pytest.raises(HHCError, match="cannot record 'w'"):
+        prepare(path)
+
+
+def test_duration_cuts_the_protocol(tmp_path):
+    exp, _, _ = prepare(experiment(tmp_path), duration="100 ms")
+    assert [p.duration for p in exp.protocol] == [pytest.approx(0.05), pytest.approx(0.05)]
+    with pytest.raises(HHCError, match="must be a time"):
+        prepare(experiment(tmp_path), duration="100 mV")
+
+
+def test_seed_job_file_plans_within_memory(root):
+    exp, cell, estimate = prepare(root / "examples" / "kenyon_50k_50s.toml")
+    assert exp.size == 50000 and exp.dt == pytest.approx(1e-5)
+    assert exp.duration == pytest.approx(50.05)
+    assert estimate.memory_bytes < 8e9
