@@ -1,0 +1,121 @@
+"""`hhc run` end to end: runtime and cpp_standalone give the same spikes; results load back."""
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import hhc
+
+from conftest import write_experiment
+
+EXPERIMENT = """
+[population]
+size = {size}
+
+[simulation]
+dt = "0.01 ms"
+method = "rk4"
+seed = 3
+
+[initial]
+v = "uniform(-70 mV, -60 mV)"
+
+[[protocol]]
+duration = "50 ms"
+inputs = {{ Iapp = "0 pA" }}
+
+[[protocol]]
+duration = "{long}"
+inputs = {{ Iapp = "18 pA" }}
+
+[record]
+spikes = "all"
+
+[[record.traces]]
+variables = ["v", "KA.h"]
+neurons = "0:2"
+windows = [["40 ms", "60 ms"], ["100 ms", "110 ms"]]
+interval = "0.1 ms"
+"""
+
+
+def sorted_spikes(results):
+    order = np.lexsort((results.spike_t, results.spike_i))
+    return results.spike_i[order], results.spike_t[order]
+
+
+def run_both(tmp_path, cli, size, long):
+    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=size, long=long))
+    runs = {}
+    for device, extra in (("runtime", []), ("cpp_standalone", ["--threads", "2"])):
+        out = tmp_path / device
+        result = cli("run", exp, "--device", device, "--out", out, *extra)
+        assert result.returncode == 0, result.stderr
+        runs[device] = hhc.load_results(out)
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size, long", [(1, "200 ms"), (1000, "150 ms")])
+def test_runtime_and_standalone_give_the_same_spikes(tmp_path, cli, size, long):
+    runs = run_both(tmp_path, cli, size, long)
+    rt, sa = runs["runtime"], runs["cpp_standalone"]
+    i_rt, t_rt = sorted_spikes(rt)
+    i_sa, t_sa = sorted_spikes(sa)
+    assert len(t_rt) >= size                       # every neuron fires at least once
+    assert np.array_equal(i_rt, i_sa)
+    assert np.array_equal(t_rt, t_sa)
+    assert sa.meta["device"] == "cpp_standalone" and sa.meta["threads"] == 2
+    assert rt.meta["device"] == "runtime"
+    for meta in (rt.meta, sa.meta):
+        assert meta["dt"] == pytest.approx(1e-5) and meta["method"] == "rk4"
+        assert meta["hhc_version"] == hhc.__version__ and meta["brian2_version"]
+        assert meta["wall_time_s"] > 0 and meta["n_neurons"] == size
+    # traces: only inside the two windows, every 0.1 ms, in SI units
+    t, neurons, v = rt.trace("v")
+    assert list(neurons) == [0, 1]
+    assert v.shape == (len(t), 2)
+    assert len(t) == 200 + 100
+    assert np.all(((t >= 0.04 - 1e-9) & (t < 0.06)) | ((t >= 0.1 - 1e-9) & (t < 0.11)))
+    assert -0.1 < v.min() and v.max() < 0.07         # volts
+    t2, _, v2 = sa.trace("v")
+    assert np.allclose(t, t2) and np.allclose(v, v2, rtol=0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_two_standalone_runs_at_once(tmp_path, cli):
+    """Two runs of the same experiment at the same time: each gets its results, neither breaks
+    the other's build (the second reuses the first's compiled code)."""
+    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=5, long="60 ms"))
+    results = {}
+
+    def go(name):
+        results[name] = cli("run", exp, "--device", "cpp_standalone", "--out", tmp_path / name)
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.returncode == 0 for r in results.values()), [r.stderr for r in results.values()]
+    a, b = hhc.load_results(tmp_path / "a"), hhc.load_results(tmp_path / "b")
+    assert np.array_equal(sorted_spikes(a)[1], sorted_spikes(b)[1])
+    assert {a.meta["build_reused"], b.meta["build_reused"]} == {False, True} or \
+        (a.meta["build_reused"] and b.meta["build_reused"])
+
+
+def test_python_api_mirrors_the_cli(tmp_path):
+    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=2, long="60 ms"))
+    files = hhc.compile_model(hhc.load_model(hhc_model()), target="brian2", out_dir=tmp_path / "gen")
+    assert (tmp_path / "gen" / "kenyoncell_brian2.py").read_text() == files["kenyoncell_brian2.py"]
+    out = hhc.run_experiment(exp, out=tmp_path / "run", quiet=True)
+    res = hhc.load_results(out)
+    assert res.spike_counts(2).sum() == len(res.spike_t) > 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["cell"] == "KenyonCell" and meta["backend"] == "brian2"
+
+
+def hhc_model():
+    from conftest import ROOT
+    return ROOT / "models" / "kenyon_cell.chan"
