@@ -68,6 +68,14 @@ def _describe(dim: Dimension) -> str:
     return f"{dim.name} ({unit})" if unit else dim.name
 
 
+def _a(dim: Dimension) -> str:
+    """The dimension with its article, for messages: 'a voltage (mV)', 'a dimensionless number'."""
+    if dim.is_dimensionless:
+        return "a dimensionless number"
+    text = _describe(dim)
+    return f"{'an' if text[0] in 'aeiou' else 'a'} {text}"
+
+
 class _ExpressionChecker:
     """Computes (SymPy expression, dimension) of an AST expression in a scope."""
 
@@ -76,10 +84,12 @@ class _ExpressionChecker:
 
     def check(self, node) -> tuple[sympy.Expr, Dimension]:
         method = getattr(self, "_" + type(node).__name__.lower())
-        return method(node)
+        expr, dim = method(node)
+        _check_finite(expr, node)
+        return expr, dim
 
     def _number(self, node: ast.Number):
-        return sympy.Rational(node.text), units.DIMENSIONLESS
+        return _rational(node.text, node.loc), units.DIMENSIONLESS
 
     def _quantity(self, node: ast.Quantity):
         unit = units.UNITS.get(node.unit)
@@ -87,7 +97,7 @@ class _ExpressionChecker:
             suggestion = units.suggest_unit(node.unit)
             hint = f"did you mean '{suggestion}'?" if suggestion else None
             raise error_at(node.unit_loc, f"unknown unit '{node.unit}'", hint)
-        return sympy.Rational(node.number) * unit.symbol, unit.dimension
+        return _rational(node.number, node.loc) * unit.symbol, unit.dimension
 
     def _name(self, node: ast.Name):
         binding = self.scope.lookup(node.id)
@@ -108,7 +118,7 @@ class _ExpressionChecker:
                 verb = "add" if node.op == "+" else "subtract"
                 prep = "to" if node.op == "+" else "from"
                 raise error_at(_start(node.right),
-                               f"cannot {verb} a {_describe(rdim)} {prep} a {_describe(ldim)}")
+                               f"cannot {verb} {_a(rdim)} {prep} {_a(ldim)}")
             return (left + right if node.op == "+" else left - right), ldim
         if node.op == "*":
             return left * right, ldim * rdim
@@ -122,12 +132,20 @@ class _ExpressionChecker:
         base, bdim = self.check(node.base)
         exponent, edim = self.check(node.exponent)
         if not edim.is_dimensionless:
-            raise error_at(_start(node.exponent), f"an exponent must be dimensionless, not a {_describe(edim)}")
+            raise error_at(_start(node.exponent), f"an exponent must be dimensionless, not {_a(edim)}")
+        if exponent.is_Number and abs(exponent) > MAX_EXPONENT:
+            raise error_at(_start(node.exponent), f"exponent {exponent} is too large "
+                                                  f"(at most {MAX_EXPONENT} in absolute value)")
+        if base.is_Rational and exponent.is_Number:
+            # exact arithmetic: b ^ e has about bits(b)·e bits; refuse before computing it
+            bits = max(abs(base.p).bit_length(), base.q.bit_length()) * abs(exponent)
+            if bits > MAX_BITS:
+                raise error_at(_start(node.base), "this power is too large a number")
         if bdim.is_dimensionless:
             return base ** exponent, bdim
         if not exponent.is_Rational:
             raise error_at(_start(node.exponent),
-                           f"a {_describe(bdim)} can only be raised to a constant number")
+                           f"{_a(bdim)} can only be raised to a constant number")
         return base ** exponent, bdim ** Fraction(int(exponent.p), int(exponent.q))
 
     def _call(self, node: ast.Call):
@@ -143,12 +161,38 @@ class _ExpressionChecker:
             if not dim.is_dimensionless:
                 raise error_at(_start(node.args[0]),
                                f"the argument of {node.function}() must be dimensionless, "
-                               f"but it is a {_describe(dim)}",
+                               f"but it is {_a(dim)}",
                                "divide by a quantity of the same unit, e.g. (v + 30 mV) / (6.6 mV)")
             return func(arg), dim
         if node.function == "sqrt":
             return func(arg), dim ** Fraction(1, 2)
         return func(arg), dim
+
+
+# Limits that keep exact (SymPy) arithmetic on constants cheap. A double holds up to ~1.8e308,
+# so numbers beyond ~1e308 (about 1024 bits) could not be simulated anyway.
+MAX_EXPONENT = 1000
+MAX_BITS = 4096
+_MAX_DECIMAL_EXPONENT = 330
+
+
+def _rational(text: str, loc: ast.Loc) -> sympy.Rational:
+    """A number literal, exactly. Refuses 1e999999999, which SymPy would try to expand."""
+    import decimal
+    if abs(decimal.Decimal(text).adjusted()) > _MAX_DECIMAL_EXPONENT:
+        raise error_at(loc, f"number {text} is out of range")
+    return sympy.Rational(text)
+
+
+def _check_finite(expr: sympy.Expr, node):
+    """A constant part of an expression must be a finite real number: 0/0, 1/(0 mV), log(0),
+    sqrt(-1) all produce SymPy's nan/zoo/oo/I, which no simulator can use."""
+    if expr.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+        raise error_at(_start(node), "this expression is undefined or infinite (a division by zero?)")
+    if expr.has(sympy.I):
+        raise error_at(_start(node), "this expression is not a real number")
+    if expr.is_Rational and max(abs(expr.p).bit_length(), expr.q.bit_length()) > MAX_BITS:
+        raise error_at(_start(node), "this number is too large")
 
 
 def _start(node) -> ast.Loc:
@@ -189,7 +233,7 @@ def _unit_syms(expr):
 
 def _expect(node, dim: Dimension, actual: Dimension, what: str):
     if dim != actual:
-        raise error_at(_start(node), f"{what} must be a {_describe(dim)}, but it is a {_describe(actual)}")
+        raise error_at(_start(node), f"{what} must be {_a(dim)}, but it is {_a(actual)}")
 
 
 # ---- channels ------------------------------------------------------------------------------
@@ -265,7 +309,7 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
         current, dim = _ExpressionChecker(scope).check(ch.current.expr)
         if dim not in (units.CURRENT, units.CURRENT / units.AREA):
             raise error_at(_start(ch.current.expr), f"the current of channel {ch.name} must be a "
-                           f"{_describe(units.CURRENT)} or a current density, but it is a {_describe(dim)}")
+                           f"{_describe(units.CURRENT)} or a current density, but it is {_a(dim)}")
     else:
         current, dim = _default_current(ch, scope, gates)
 
@@ -287,11 +331,11 @@ def _default_current(ch: ast.Channel, scope: _Scope, gates) -> tuple[sympy.Expr,
         raise error_at(ch.loc, f"channel {ch.name} has no 'current = ...' and no {missing} for the "
                                f"default current gbar * gates * (v - E)")
     if gbar.dimension not in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA):
-        raise error_at(gbar.loc, f"gbar of channel {ch.name} must be a {_describe(units.CONDUCTANCE)} or a "
-                                 f"conductance density, but it is a {_describe(gbar.dimension)}")
+        raise error_at(gbar.loc, f"gbar of channel {ch.name} must be {_a(units.CONDUCTANCE)} or a "
+                                 f"conductance density, but it is {_a(gbar.dimension)}")
     if e.dimension != units.VOLTAGE:
-        raise error_at(e.loc, f"E of channel {ch.name} must be a {_describe(units.VOLTAGE)}, "
-                              f"but it is a {_describe(e.dimension)}")
+        raise error_at(e.loc, f"E of channel {ch.name} must be {_a(units.VOLTAGE)}, "
+                              f"but it is {_a(e.dimension)}")
     product = sympy.Mul(*(g.symbol ** g.power for g in gates))
     dim = units.CURRENT if gbar.dimension == units.CONDUCTANCE else units.CURRENT / units.AREA
     return gbar.expr * product * (ir.V - e.expr), dim
@@ -358,8 +402,8 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
         raise error_at(cell.loc, f"cell {cell.name} has no membrane capacitance C")
     (c_value, c_dim), c_node = settings["C"]
     if c_dim not in (units.CAPACITANCE, units.CAPACITANCE / units.AREA):
-        raise error_at(_start(c_node.expr), f"C of cell {cell.name} must be a {_describe(units.CAPACITANCE)} "
-                                            f"or a capacitance density, but it is a {_describe(c_dim)}")
+        raise error_at(_start(c_node.expr), f"C of cell {cell.name} must be {_a(units.CAPACITANCE)} "
+                                            f"or a capacitance density, but it is {_a(c_dim)}")
     if float(units.to_si(c_value)) <= 0:
         raise error_at(_start(c_node.expr), f"C of cell {cell.name} must be positive")
     capacitance = ir.Parameter("C", c_value, c_dim, "membrane capacitance")
@@ -398,8 +442,8 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
                 raise error_at(cell.leak_loc, f"the leak of cell {cell.name} has no {key}")
         g_value, g_dim = _constant(given["g"].expr, "leak g")
         if g_dim not in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA):
-            raise error_at(_start(given["g"].expr), f"leak g must be a {_describe(units.CONDUCTANCE)} or a "
-                                                    f"conductance density, but it is a {_describe(g_dim)}")
+            raise error_at(_start(given["g"].expr), f"leak g must be {_a(units.CONDUCTANCE)} or a "
+                                                    f"conductance density, but it is {_a(g_dim)}")
         if float(units.to_si(g_value)) < 0:
             raise error_at(_start(given["g"].expr), "leak g is negative")
         if g_dim != units.CONDUCTANCE:
@@ -451,8 +495,8 @@ def _apply_overrides(channel: ir.Channel, use: ast.ChannelUse) -> ir.Channel:
         value, dim = _constant(o.expr, f"the override of {o.name}")
         old = params[qualified]
         if dim != old.dimension:
-            raise error_at(_start(o.expr), f"{o.name} of channel {channel.name} is a {_describe(old.dimension)}, "
-                                           f"but the override is a {_describe(dim)}")
+            raise error_at(_start(o.expr), f"{o.name} of channel {channel.name} is {_a(old.dimension)}, "
+                                           f"but the override is {_a(dim)}")
         params[qualified] = ir.Parameter(qualified, value, dim, old.doc)
     return ir.Channel(channel.name, channel.ion, tuple(params[p.name] for p in channel.parameters),
                       channel.expressions, channel.gates, channel.current, channel.current_is_density)

@@ -99,8 +99,38 @@ def parse(text: str, path: str = "<string>", start: str = "start"):
         lines = text.splitlines() or [""]
         raise HHCError(f"unexpected end of file; expected {_describe_expected(exc.expected)}",
                        location(source, len(lines), len(lines[-1]) + 1)) from None
-    result = _ToAst(source).transform(tree)
+    _check_depth(tree, source)
+    try:
+        result = _ToAst(source).transform(tree)
+    except lark.exceptions.VisitError as exc:
+        # Lark wraps exceptions raised in transformer callbacks (e.g. "declares its ion twice");
+        # unwrap our own located errors so they reach the user as HHCErrors, not as VisitError.
+        if isinstance(exc.orig_exc, HHCError):
+            raise exc.orig_exc from None
+        raise
     return result
+
+
+# Deeper syntax trees than this are refused with a located error: the tree → AST transform and
+# the checker recurse once per level (and SymPy more), so absurd nesting such as 5000 unary minus
+# signs would otherwise end in a RecursionError. No hand-written model comes near this.
+MAX_DEPTH = 200
+
+
+def _check_depth(tree, source: ast.Source):
+    """Iteratively measure the tree's depth; raise at the first node deeper than MAX_DEPTH."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, lark.Tree):
+            continue
+        if depth > MAX_DEPTH:
+            line = getattr(node.meta, "line", 1) if not node.meta.empty else 1
+            column = getattr(node.meta, "column", 1) if not node.meta.empty else 1
+            raise HHCError(f"expression nested too deeply (more than {MAX_DEPTH} levels)",
+                           location(source, line, column),
+                           "split it into named helpers: x = ...; y = ... x ...")
+        stack.extend((child, depth + 1) for child in node.children)
 
 
 def parse_file(path: str | Path) -> ast.Module:

@@ -160,5 +160,10 @@ def to_si(expr: sympy.Expr) -> sympy.Expr:
 
 def suggest_unit(name: str) -> str | None:
     import difflib
+    # A wrong case is the likeliest slip ('mv' for 'mV'); difflib alone would suggest 'm' (metre).
+    # Among those ('mV', 'MV'), prefer the one agreeing with the letters' case most often.
+    same_but_case = [u for u in UNITS if u.lower() == name.lower()]
+    if same_but_case:
+        return max(same_but_case, key=lambda u: sum(a == b for a, b in zip(u, name)))
     close = difflib.get_close_matches(name, UNITS.keys(), n=1)
     return close[0] if close else None
