@@ -205,6 +205,9 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def gate(self, meta, children):
         name, power, *assignments = children
+        if not str(power).isdigit():
+            raise error_at(self._loc(power), f"the power of gate {name} must be a positive integer, "
+                                             f"got {power}")
         return ast.Gate(str(name), int(power), tuple(a for a in assignments if a is not None),
                         ast.Loc(self.source, meta.line, meta.column), self._loc(power))
 
