@@ -246,14 +246,40 @@ class Brian2Backend(Backend):
         if device not in ("runtime", "cpp_standalone"):
             raise HHCError(f"device '{device}' is not supported by the brian2 backend "
                            f"(supported: runtime, cpp_standalone)")
+        # "auto": rk4 matched a 100x finer reference on this model (DESIGN.md); the accuracy
+        # advisor will choose per model once it exists.
         method = experiment.method if experiment.method != "auto" else "rk4"
+        from brian2.stateupdaters.base import StateUpdateMethod
+        if method not in StateUpdateMethod.stateupdaters:
+            raise HHCError(f"unknown integration method '{method}' for brian2; known: "
+                           f"{', '.join(StateUpdateMethod.stateupdaters)} (or auto)")
+        if device == "runtime" and (experiment.backend.threads or 1) > 1:
+            print(f"note: --threads {experiment.backend.threads} is ignored on the runtime device "
+                  f"(single-threaded); use --device cpp_standalone for OpenMP threads", file=sys.stderr)
         out_dir.mkdir(parents=True, exist_ok=True)
         module_path = out_dir / module_filename(cell)
         module_path.write_text(module_text(cell))
         module = import_generated(module_path)
-        if device == "runtime":
-            return self._run_runtime(module, experiment, method, progress)
-        return self._run_standalone(module, experiment, method, out_dir, progress)
+        try:
+            if device == "runtime":
+                return self._run_runtime(module, experiment, method, progress)
+            return self._run_standalone(module, experiment, method, out_dir, progress)
+        except HHCError:
+            raise
+        except Exception as exc:   # Brian2 refusing the model or method: say so, without a traceback
+            from brian2.core.base import BrianObjectException
+            from brian2.stateupdaters.base import UnsupportedEquationsException
+            cause = exc.__cause__ if isinstance(exc, BrianObjectException) and exc.__cause__ else exc
+            if isinstance(cause, (ZeroDivisionError, FloatingPointError, OverflowError)):
+                raise HHCError(f"the simulation failed numerically ({type(cause).__name__}: {cause}) with "
+                               f"method {method} at dt {experiment.dt * 1e3:g} ms",
+                               hint="check the initial values (warnings above) or use a smaller dt or "
+                                    "another method") from None
+            if isinstance(cause, (UnsupportedEquationsException, ValueError, KeyError)):
+                raise HHCError(f"Brian2 could not run the model with method {method} on {device}: "
+                               f"{type(cause).__name__}: {cause}",
+                               hint="the generated module is in " + str(module_path)) from None
+            raise
 
     # ---- shared: network construction --------------------------------------------------------
     def _build_network(self, module, experiment, method):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from hhc import __version__, backends, planner
 from hhc.backends import EmitOptions
@@ -18,7 +19,7 @@ from hhc.experiment import Experiment, load_experiment, resolve
 from hhc.progress import ProgressBar
 from hhc.results import write_results
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def compile_model(model, target: str = "brian2", cell: str | None = None, device: str | None = None,
@@ -81,10 +82,10 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         f"{exp.dt * 1e3:g} ms, method {exp.method}, backend {exp.backend.name}"
         f"{'/' + exp.backend.device if exp.backend.device else ''}"
         f"{f', {exp.backend.threads} threads' if exp.backend.threads else ''}")
-    say("recording plan: " + "; ".join(estimate.lines()))
+    say("recording plan: " + escape("; ".join(estimate.lines())))
     planner.check_fits(estimate, out_dir=out_dir.parent if out_dir.parent.exists() else ".")
     for w in exp.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")
 
     target = backends.get(exp.backend.name)
     reason = target.unavailable_reason()
@@ -112,5 +113,5 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
     n_spikes = len(result["spike_t"])
     wall = meta.get("wall_time_s", total_wall)
     say(f"done: {n_spikes:,} spikes; simulation wall time {wall:.2f} s "
-        f"({wall / max(exp.duration, 1e-12):.3g} s per biological second); results in {out_dir}")
+        f"({wall / max(exp.duration, 1e-12):.3g} s per biological second); results in {escape(str(out_dir))}")
     return out_dir

@@ -137,3 +137,22 @@ def test_seed_job_file_plans_within_memory(root):
     assert exp.size == 50000 and exp.dt == pytest.approx(1e-5)
     assert exp.duration == pytest.approx(50.05)
     assert estimate.memory_bytes < 8e9
+
+
+def test_seed_init_blowup_is_a_clear_error(tmp_path, cli):
+    """The seed's init with exponential_euler: Brian2 divides by zero; hhc says so, no traceback."""
+    path = experiment(tmp_path, v="-80 mV * rand() * i", long="5 ms")
+    path.write_text(path.read_text().replace('method = "rk4"', 'method = "exponential_euler"'))
+    result = cli("run", path, "--out", tmp_path / "out")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "outside the physiological range" in result.stderr
+    assert "failed numerically" in result.stderr
+
+
+def test_unknown_method_is_refused(tmp_path, cli):
+    path = experiment(tmp_path, long="1 ms")
+    path.write_text(path.read_text().replace('method = "rk4"', 'method = "rk5"'))
+    result = cli("run", path, "--out", tmp_path / "out")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "unknown integration method 'rk5'" in result.stderr
