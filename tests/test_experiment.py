@@ -141,7 +141,7 @@ def test_seed_job_file_plans_within_memory(root):
 
 def test_seed_init_blowup_is_a_clear_error(tmp_path, cli):
     """The seed's init with exponential_euler: Brian2 divides by zero; hhc says so, no traceback."""
-    path = experiment(tmp_path, v="-80 mV * rand() * i", long="5 ms")
+    path = experiment(tmp_path, size=100, v="-80 mV * rand() * i", long="5 ms")
     path.write_text(path.read_text().replace('method = "rk4"', 'method = "exponential_euler"'))
     result = cli("run", path, "--out", tmp_path / "out")
     assert result.returncode == 1
