@@ -113,8 +113,16 @@ def equations(cell: ir.Cell) -> str:
     return "\n".join(lines) + "\n"
 
 
+def brian_quantity(value: sympy.Expr, dim: units.Dimension) -> str:
+    """A constant with its unit; a bare number (`E = 0 mV` is stored as 0) gets the SI unit of its
+    dimension, since Brian2 would read a plain 0 as dimensionless."""
+    if dim.is_dimensionless or value.free_symbols:
+        return brian_expr(value)
+    return f"{float(units.to_si(value))!r}*{brian_unit(dim)}"
+
+
 def _parameter_text(p: ir.Parameter) -> str:
-    return brian_expr(p.value)
+    return brian_quantity(p.value, p.dimension)
 
 
 def module_text(cell: ir.Cell) -> str:
@@ -152,13 +160,13 @@ def module_text(cell: ir.Cell) -> str:
     out.append("# Initial values: constants, or the gate's steady state at the initial v")
     out.append("INITIAL_VALUES = {")
     for iv in cell.initial:
-        value = f"{iv.state}_inf" if iv.value is None else brian_expr(iv.value)
+        value = f"{iv.state}_inf" if iv.value is None else brian_quantity(iv.value, cell.state_dimension(iv.state))
         out.append(f'    "{iv.state}": "{value}",')
     out.append("}")
     out.append(f"STATES = {tuple(cell.states)!r}")
     out.append(f"INPUTS = {tuple(i.name for i in cell.inputs)!r}")
     if cell.threshold is not None:
-        th = f"v > {brian_expr(cell.threshold)}"
+        th = f"v > {brian_quantity(cell.threshold, units.VOLTAGE)}"
         out.append("# a spike is an upward crossing: no new spike until v falls back below threshold")
         out.append(f'THRESHOLD = "{th}"')
         out.append(f'REFRACTORY = "{th}"')

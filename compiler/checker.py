@@ -280,14 +280,22 @@ def _define_lazily(scope: _Scope, assignments, qualify, owner: str, collect: lis
     return resolve
 
 
+def _no_unit_names(assignments):
+    """A parameter called `ms` would silently change what `1 / ms` means in the channel. (Gates
+    may be called m: `m` for metre is rare in rate expressions and gate m is universal.)"""
+    for a in assignments:
+        if a.name in units.UNITS:
+            raise error_at(a.loc, f"'{a.name}' is a unit name; choose another name for this parameter",
+                           f"e.g. {a.name}_value")
+
+
 def check_channel(ch: ast.Channel) -> ir.Channel:
-    reserved = [("v", None)]
     _check_duplicates([(a.name, a.loc) for a in ch.assignments] + [(g.name, g.loc) for g in ch.gates],
                       f"name in channel {ch.name}")
     for a in list(ch.assignments) + list(ch.gates):
         if a.name == "v":
             raise error_at(a.loc, "'v' is the membrane potential and cannot be redefined")
-    del reserved
+    _no_unit_names(ch.assignments)
 
     scope = _Scope()
     scope.bindings["v"] = _Binding(ir.V, units.VOLTAGE, "potential")
@@ -360,6 +368,7 @@ def _check_gate(g: ast.Gate, ch: ast.Channel, channel_scope: _Scope, defined: li
 
     scope = _Scope(channel_scope)
     helpers = [a for a in g.assignments if a.name not in GATE_KEYS]
+    _no_unit_names(helpers)
     for a in helpers:
         if a.name == "v":
             raise error_at(a.loc, "'v' is the membrane potential and cannot be redefined")
@@ -505,7 +514,6 @@ def _apply_overrides(channel: ir.Channel, use: ast.ChannelUse) -> ir.Channel:
 def _check_initial(cell: ast.Cell, channels: list[ir.Channel], leak) -> tuple[ir.InitialValue, ...]:
     gates = {(ch.name, g.name): g for ch in channels for g in ch.gates}
     values: dict[str, ir.InitialValue] = {}
-    all_gates_steady = True
     _check_duplicates([(".".join(iv.target), iv.loc) for iv in cell.initial], "initial value")
     for iv in cell.initial:
         target = iv.target
@@ -535,7 +543,6 @@ def _check_initial(cell: ast.Cell, channels: list[ir.Channel], leak) -> tuple[ir
             close = difflib.get_close_matches(".".join(target), known, n=1)
             raise error_at(iv.loc, f"unknown initial value target '{'.'.join(target)}'",
                            f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")
-    del all_gates_steady
     if "v" not in values:
         if leak is None:
             raise error_at(cell.loc, f"cell {cell.name} has no initial v (and no leak E to start from)")

@@ -406,3 +406,21 @@ def test_doc_error_samples_are_what_hhc_prints(index):
     with pytest.raises(HHCError) as info:
         compile_text(source, "example.chan")
     assert str(info.value).strip() == message.strip()
+
+
+def test_parameter_named_like_a_unit_is_refused():
+    text = "channel K {\n    ms = 3 ms\n    gbar = 1 nS\n    E = -80 mV\n    gate n ^ 1 { inf = 1; tau = ms }\n}\n"
+    with pytest.raises(HHCError, match="'ms' is a unit name") as info:
+        compile_text(text, "k.chan")
+    assert (info.value.location.line, info.value.location.column) == (2, 5)
+
+
+def test_zero_valued_quantities_keep_their_dimension_in_brian2():
+    from brian2 import Equations  # noqa: F401 - brian2 must be importable for this backend test
+    from hhc.backends import brian2 as b2backend
+    text = ("channel L {\n gbar = 1 nS\n E = 0 mV\n gate n ^ 1 { inf = 1; tau = 1 ms }\n}\n"
+            "cell C0 {\n C = 1 pF\n channels L\n initial { v = 0 mV }\n spike when v rises above 0 mV\n}\n")
+    module = b2backend.module_text(compile_text(text, "z.chan").cell())
+    assert '"E_L": 0.0*volt' in module
+    assert 'THRESHOLD = "v > 0.0*volt"' in module
+    assert '"v": "0.0*volt"' in module
