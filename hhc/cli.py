@@ -72,6 +72,21 @@ def backends():
         click.echo(f"{name:10s} {'ok' if reason is None else 'unavailable: ' + reason}  {cls.description}")
 
 
+def _add_plugin_commands():
+    import importlib
+    import pkgutil
+
+    from hhc import commands
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"hhc.commands.{info.name}")
+        command = getattr(module, "command", None)
+        if command is not None:
+            cli.add_command(command)
+
+
+_add_plugin_commands()
+
+
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="hhc", standalone_mode=False)
