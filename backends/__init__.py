@@ -19,6 +19,10 @@ class EmitOptions:
     """What `hhc compile` passes to a backend besides the cell."""
     device: str | None = None
     method: str | None = None
+    experiment: object = None          # a resolved hhc.experiment.Experiment, for targets that
+                                       # emit a simulation too (LEMS, PyNN scripts)
+    out_dir: Path | None = None        # where the files go, for targets that build (NESTML, CUDA)
+    build_only: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -26,7 +30,11 @@ class Backend(ABC):
     """The small interface every target implements.
 
     emit: IR cell → generated files (name → text), readable, with a header naming the source.
-    run:  an experiment on this simulator → results in hhc's one format (hhc.results).
+    run:  an experiment on this simulator → a dict with
+          spike_i (int array), spike_t (s), traces (list of {"t", "neurons", "variables": {name: (time, neuron) array}})
+          and meta (dict: device, method, wall_time_s, simulator versions ...);
+          hhc.api writes it in hhc's one result format (hhc.results).
+          `experiment` is resolved (hhc.experiment.resolve): inputs and initial values are SI numbers.
     """
     name: ClassVar[str]                 # used by --target / --backend
     description: ClassVar[str] = ""

@@ -23,13 +23,19 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def compile_model(model, target: str = "brian2", cell: str | None = None, device: str | None = None,
-                  out_dir=None) -> dict[str, str]:
+                  out_dir=None, experiment=None, build_only: bool = False) -> dict[str, str]:
     """Generate a target's files for one cell of a model (an ir.Model or a .chan path).
-    Returns {filename: text}; with out_dir, also writes them there."""
+    Returns {filename: text}; with out_dir, also writes them there. With an experiment (path or
+    Experiment), targets that describe simulations (LEMS) emit that too."""
     if not isinstance(model, ir.Model):
         model = load_model(model)
     chosen = model.cell(cell)
-    files = backends.get(target).emit(chosen, EmitOptions(device=device))
+    if experiment is not None:
+        exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+        experiment = resolve(exp, chosen)
+    options = EmitOptions(device=device, experiment=experiment,
+                          out_dir=Path(out_dir) if out_dir is not None else None, build_only=build_only)
+    files = backends.get(target).emit(chosen, options)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,14 @@ def cli():
 @click.option("--device", help="Target device, e.g. runtime or cpp_standalone for brian2.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Directory for the generated files.")
-def compile(chan_file, target, cell, device, out_dir):
+@click.option("--experiment", type=click.Path(dir_okay=False),
+              help="Also emit the simulation of this experiment, for targets that have one (e.g. LEMS).")
+@click.option("--build-only", is_flag=True, help="Build the target's binary or module, do not run it.")
+def compile(chan_file, target, cell, device, out_dir, experiment, build_only):
     """Check CHAN_FILE and generate code for a target."""
     from hhc.api import compile_model
-    files = compile_model(chan_file, target=target, cell=cell, device=device, out_dir=out_dir)
+    files = compile_model(chan_file, target=target, cell=cell, device=device, out_dir=out_dir,
+                          experiment=experiment, build_only=build_only)
     for name in files:
         click.echo(str(Path(out_dir) / name))
 

@@ -18,7 +18,14 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade "pip>=23" "setuptools>=64" wheel
 if [ "${1:-}" = "test" ]; then
-  .venv/bin/python -m pip install -q -e ".[test]"
+  # the tests exercise every backend, so they need every simulator
+  .venv/bin/python -m pip install -q -e ".[test,neuroml,nest,compare]"
+  # further set-up steps, one file per backend (heavy builds cache under ~/.cache/hhc)
+  for step in scripts/setup.d/*.sh; do
+    [ -e "$step" ] || continue
+    echo "setup: $step"
+    bash "$step"
+  done
 else
   .venv/bin/python -m pip install -q -e .
 fi
