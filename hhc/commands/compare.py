@@ -1,0 +1,63 @@
+"""`hhc compare`: do two or more runs give the same science?"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hhc.compare import Tolerances
+
+_D = Tolerances()
+
+
+@click.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--report", type=click.Path(file_okay=False), default="compare-report", show_default=True,
+              help="Folder for summary.md, summary.json and the PNG plots.")
+@click.option("--no-plots", is_flag=True, help="Write the Markdown/JSON summary only.")
+@click.option("--count", type=int, default=_D.count, show_default=True, help="Allowed spike count difference per neuron.")
+@click.option("--first-spike", type=float, default=_D.first_spike * 1e3, show_default=True,
+              help="Allowed first-spike time difference (ms).")
+@click.option("--spike-time", type=float, default=_D.spike_time * 1e3, show_default=True,
+              help="Allowed difference of matched spike times, per spike (ms).")
+@click.option("--window", type=float, default=_D.window * 1e3, show_default=True,
+              help="Matching window for spikes (ms).")
+@click.option("--marginal-count", type=int, default=_D.marginal_count, show_default=True,
+              help="Allowed spike count difference for marginal (near-rheobase) neurons.")
+@click.option("--marginal-first-spike", type=float, default=_D.marginal_first_spike * 1e3, show_default=True,
+              help="Allowed first-spike difference for marginal neurons (ms).")
+@click.option("--marginal-spike-time", type=float, default=_D.marginal_spike_time * 1e3, show_default=True,
+              help="Allowed matched spike-time difference for marginal neurons (ms).")
+@click.option("--marginal-max-spikes", type=int, default=_D.marginal_max_spikes, show_default=True,
+              help="A neuron firing at most this many spikes in a run is marginal.")
+@click.option("--marginal-isi", type=float, default=_D.marginal_isi * 1e3, show_default=True,
+              help="A neuron whose median inter-spike interval exceeds this (ms) in a run is marginal.")
+@click.option("--trace-rms", type=float, default=_D.trace_rms_v * 1e3, show_default=True,
+              help="Allowed RMS difference of v per neuron (mV).")
+@click.option("--trace-rms-gates", type=float, default=_D.trace_rms_other, show_default=True,
+              help="Allowed RMS difference of dimensionless states per neuron.")
+def command(runs, report, no_plots, count, first_spike, spike_time, window, marginal_count, marginal_first_spike,
+            marginal_spike_time, marginal_max_spikes, marginal_isi, trace_rms, trace_rms_gates):
+    """Compare result directories (every pair); exit 1 when they disagree."""
+    from hhc.compare import compare_runs, failure_lines, format_table, pair_table
+    if len(runs) < 2:
+        raise click.UsageError("give at least two result directories")
+    tol = Tolerances(count=count, first_spike=first_spike * 1e-3, spike_time=spike_time * 1e-3,
+                     window=window * 1e-3, marginal_count=marginal_count,
+                     marginal_first_spike=marginal_first_spike * 1e-3,
+                     marginal_spike_time=marginal_spike_time * 1e-3, marginal_max_spikes=marginal_max_spikes,
+                     marginal_isi=marginal_isi * 1e-3, trace_rms_v=trace_rms * 1e-3, trace_rms_other=trace_rms_gates)
+    pairs = compare_runs(list(runs), tol, report=report, plots=not no_plots)
+    for k, p in enumerate(pairs, 1):
+        click.echo(f"\npair {k}: A = {p.label_a}  ({p.path_a})\n        B = {p.label_b}  ({p.path_b})")
+        for note in p.notes:
+            click.echo(f"  note: {note}")
+        click.echo(format_table(pair_table(p)))
+        for line in failure_lines(p):
+            click.echo(f"  DISAGREE {line}")
+    click.echo(f"\nreport: {report}/summary.md")
+    if not all(p.agree for p in pairs):
+        bad = [k for k, p in enumerate(pairs, 1) if not p.agree]
+        click.echo(f"runs disagree (pair{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))})", err=True)
+        sys.exit(1)
+    click.echo("runs agree within tolerances")

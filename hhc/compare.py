@@ -1,0 +1,477 @@
+"""Compare hhc results: spike counts, firing rates, matched spike times, first spikes and traces.
+
+Two runs agree when, on the neurons both simulated and over the time both covered, every neuron
+meets the tolerances below. Neurons near rheobase are *marginal*: their spike times are
+ill-conditioned (a slow approach to threshold turns a tiny difference in the state into a large
+difference in timing, or into one spike more or less), so they are reported in their own table and
+judged with their own, looser, tolerances — never dropped. A disagreement in a marginal neuron
+beyond those looser tolerances still fails the comparison.
+
+A neuron is marginal when it spikes in at least one of the two runs and, in either run, it fires
+at most ``marginal_max_spikes`` spikes or its median inter-spike interval exceeds
+``marginal_isi``.
+
+Spikes within ``window`` of the end of the common time span are left out of the count check (a
+spike at the very end may fall just after the end in the other run); they are still matched.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hhc.errors import HHCError
+from hhc.results import Results, load_results
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Default tolerances of `hhc compare` (times in seconds, voltages in volts)."""
+    count: int = 0                       # |spike count difference| per neuron
+    first_spike: float = 0.1e-3          # |first-spike time difference|
+    spike_time: float = 0.5e-3           # max |difference| of matched spike times per neuron
+    window: float = 2e-3                 # spikes closer than this are matched
+    marginal_count: int = 1
+    marginal_first_spike: float = 0.5e-3
+    marginal_spike_time: float = 0.5e-3
+    marginal_max_spikes: int = 2
+    marginal_isi: float = 0.1
+    trace_rms_v: float = 2e-3            # RMS of v difference per neuron (V)
+    trace_rms_other: float = 0.02        # RMS difference of dimensionless states (gates)
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [
+            ("spike count difference per neuron", f"<= {self.count} (marginal: <= {self.marginal_count})"),
+            ("first-spike time difference", f"<= {self.first_spike * 1e3:g} ms (marginal: <= "
+                                            f"{self.marginal_first_spike * 1e3:g} ms)"),
+            ("matched spike time difference, max per neuron", f"<= {self.spike_time * 1e3:g} ms (marginal: <= "
+                                                              f"{self.marginal_spike_time * 1e3:g} ms)"),
+            ("matching window", f"{self.window * 1e3:g} ms"),
+            ("marginal (near rheobase)", f"fires in a run, and <= {self.marginal_max_spikes} spikes or median "
+                                         f"ISI > {self.marginal_isi * 1e3:g} ms in either run"),
+            ("trace RMS difference per neuron", f"v <= {self.trace_rms_v * 1e3:g} mV; gates <= "
+                                                f"{self.trace_rms_other:g}; currents reported only"),
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Spike-train metrics (plain numpy; tested on constructed trains)
+
+
+def match_spikes(a: np.ndarray, b: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (ia, ib) of spikes of a and b that are each other's nearest neighbour and closer
+    than window. a and b are sorted spike times."""
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    nb = _nearest(b, a)          # for each a, nearest b
+    na = _nearest(a, b)          # for each b, nearest a
+    ia = np.arange(len(a))
+    mutual = na[nb] == ia
+    close = np.abs(b[nb] - a) <= window
+    keep = mutual & close
+    return ia[keep], nb[keep]
+
+
+def _nearest(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    j = np.searchsorted(sorted_values, queries)
+    j = np.clip(j, 1, len(sorted_values) - 1) if len(sorted_values) > 1 else np.zeros(len(queries), int)
+    if len(sorted_values) == 1:
+        return j
+    left = sorted_values[j - 1]
+    right = sorted_values[j]
+    return np.where(np.abs(queries - left) <= np.abs(right - queries), j - 1, j)
+
+
+def is_marginal(a: np.ndarray, b: np.ndarray, tol: Tolerances) -> bool:
+    """Near rheobase: fires in one run, and few spikes or long ISIs in either run."""
+    if len(a) == 0 and len(b) == 0:
+        return False
+    for train in (a, b):
+        if len(train) <= tol.marginal_max_spikes:
+            return True
+        if np.median(np.diff(train)) > tol.marginal_isi:
+            return True
+    return False
+
+
+@dataclass
+class NeuronComparison:
+    neuron: int
+    count_a: int
+    count_b: int
+    count_diff: int                      # b - a, edge spikes excluded
+    first_diff: float | None             # b - a (s)
+    matched_diffs: np.ndarray            # b - a of matched spikes (s)
+    unmatched_a: int
+    unmatched_b: int
+    marginal: bool
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return float(np.max(np.abs(self.matched_diffs))) if len(self.matched_diffs) else 0.0
+
+
+def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol: Tolerances) -> NeuronComparison:
+    a = np.sort(np.asarray(a, float))
+    b = np.sort(np.asarray(b, float))
+    a = a[a <= t_end]
+    b = b[b <= t_end]
+    ia, ib = match_spikes(a, b, tol.window)
+    diffs = b[ib] - a[ia]
+    edge = t_end - tol.window
+    count_diff = int(np.sum(b < edge)) - int(np.sum(a < edge))
+    first = float(b[0] - a[0]) if len(a) and len(b) else None
+    marginal = is_marginal(a, b, tol)
+    c = NeuronComparison(neuron, len(a), len(b), count_diff, first, diffs, len(a) - len(ia), len(b) - len(ib),
+                         marginal)
+    max_count = tol.marginal_count if marginal else tol.count
+    max_first = tol.marginal_first_spike if marginal else tol.first_spike
+    max_time = tol.marginal_spike_time if marginal else tol.spike_time
+    if abs(count_diff) > max_count:
+        c.failures.append(f"spike count {len(a)} vs {len(b)}")
+    if first is not None and abs(first) > max_first and min(a[0], b[0]) < edge:
+        c.failures.append(f"first spike {a[0] * 1e3:.4f} vs {b[0] * 1e3:.4f} ms (diff {first * 1e3:+.4f} ms)")
+    if len(diffs) and c.max_abs_diff > max_time:
+        k = int(np.argmax(np.abs(diffs)))
+        c.failures.append(f"spike at {a[ia][k] * 1e3:.4f} ms moved by {diffs[k] * 1e3:+.4f} ms")
+    return c
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def run_label(r: Results, fallback: str) -> str:
+    m = r.meta
+    if m.get("backend") == "reference":
+        return f"reference {m.get('solver', '')} rtol {m.get('rtol', '')}".strip()
+    parts = [str(m.get("backend", "?"))]
+    if m.get("device"):
+        parts[0] += f"/{m['device']}"
+    if m.get("method"):
+        parts.append(str(m["method"]))
+    if m.get("dt"):
+        parts.append(f"dt {m['dt'] * 1e3:g} ms")
+    label = " ".join(parts)
+    return label if label != "?" else fallback
+
+
+def neuron_set(r: Results) -> np.ndarray:
+    """The neurons a run simulated (and recorded spikes of)."""
+    m = r.meta
+    for key in ("sample_neurons", "spike_neurons"):
+        if m.get(key) is not None:
+            return np.asarray(m[key], dtype=np.int64)
+    if m.get("n_neurons") is not None:
+        return np.arange(int(m["n_neurons"]), dtype=np.int64)
+    return np.unique(r.spike_i)
+
+
+def run_duration(r: Results) -> float:
+    m = r.meta
+    if m.get("duration") is not None:
+        return float(m["duration"])
+    return float(r.spike_t.max()) if r.spike_t.size else 0.0
+
+
+def trains_for(r: Results, neurons: np.ndarray) -> list[np.ndarray]:
+    order = np.lexsort((r.spike_t, r.spike_i))
+    i, t = r.spike_i[order], r.spike_t[order]
+    starts = np.searchsorted(i, neurons, side="left")
+    stops = np.searchsorted(i, neurons, side="right")
+    return [t[s:e] for s, e in zip(starts, stops)]
+
+
+@dataclass
+class TraceComparison:
+    variable: str
+    neurons: np.ndarray
+    rms: np.ndarray                      # per neuron
+    max: np.ndarray
+    n_samples: int
+    limit: float | None                  # RMS tolerance, None = reported only
+    t: np.ndarray = field(repr=False, default=None)
+    a: np.ndarray = field(repr=False, default=None)
+    b: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def failing(self) -> list[int]:
+        if self.limit is None:
+            return []
+        return [int(n) for n, r in zip(self.neurons, self.rms) if not r <= self.limit]
+
+
+def compare_traces(ra: Results, rb: Results, tol: Tolerances, t_end: float) -> list[TraceComparison]:
+    """Every variable recorded for the same neurons at the same times in both runs."""
+    out = []
+    seen = set()
+    for ga in ra.traces:
+        for gb in rb.traces:
+            common_vars = [v for v in ga.variables if v in gb.variables and v not in seen]
+            if not common_vars:
+                continue
+            neurons, ja, jb = np.intersect1d(ga.neurons, gb.neurons, return_indices=True)
+            if not len(neurons):
+                continue
+            ka = np.round(ga.t / 1e-9).astype(np.int64)   # the same sample times, to a nanosecond
+            kb = np.round(gb.t / 1e-9).astype(np.int64)
+            _, ta, tb = np.intersect1d(ka, kb, return_indices=True)
+            keep = ga.t[ta] <= t_end + 1e-12
+            ta, tb = ta[keep], tb[keep]
+            if len(ta) < 2:
+                continue
+            for var in common_vars:
+                xa = ga.variables[var][np.ix_(ta, ja)]
+                xb = gb.variables[var][np.ix_(tb, jb)]
+                d = xb - xa
+                rms = np.sqrt(np.nanmean(d ** 2, axis=0))
+                mx = np.nanmax(np.abs(d), axis=0)
+                limit = tol.trace_rms_v if var == "v" else (
+                    None if var.startswith("I_") or var in ("Iapp",) else tol.trace_rms_other)
+                out.append(TraceComparison(var, neurons, rms, mx, len(ta), limit, ga.t[ta], xa, xb))
+                seen.add(var)
+    return out
+
+
+@dataclass
+class PairComparison:
+    label_a: str
+    label_b: str
+    path_a: str
+    path_b: str
+    neurons: np.ndarray
+    t_end: float
+    per_neuron: list[NeuronComparison]
+    traces: list[TraceComparison]
+    rates_a: np.ndarray
+    rates_b: np.ndarray
+    tol: Tolerances
+    notes: list[str] = field(default_factory=list)
+    vp_distance: dict | None = None
+
+    @property
+    def regular(self):
+        return [c for c in self.per_neuron if not c.marginal]
+
+    @property
+    def marginal(self):
+        return [c for c in self.per_neuron if c.marginal]
+
+    @property
+    def failing(self) -> list[NeuronComparison]:
+        return [c for c in self.per_neuron if c.failures]
+
+    @property
+    def failing_trace_neurons(self) -> dict[str, list[int]]:
+        return {tc.variable: tc.failing for tc in self.traces if tc.failing}
+
+    @property
+    def agree(self) -> bool:
+        return not self.failing and not self.failing_trace_neurons and bool(len(self.neurons))
+
+    def all_diffs(self, marginal: bool | None = None) -> np.ndarray:
+        chosen = [c for c in self.per_neuron if marginal is None or c.marginal == marginal]
+        return np.concatenate([c.matched_diffs for c in chosen]) if chosen else np.zeros(0)
+
+    def first_diffs(self, marginal: bool | None = None) -> np.ndarray:
+        return np.array([c.first_diff for c in self.per_neuron
+                         if c.first_diff is not None and (marginal is None or c.marginal == marginal)])
+
+
+def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), label_a="A", label_b="B",
+                    distances: bool = True) -> PairComparison:
+    na, nb = neuron_set(ra), neuron_set(rb)
+    neurons = np.intersect1d(na, nb)
+    ta, tb = run_duration(ra), run_duration(rb)
+    t_end = min(ta, tb)
+    notes = []
+    if len(neurons) < max(len(na), len(nb)):
+        notes.append(f"compared the {len(neurons):,} neurons both runs simulated "
+                     f"(A has {len(na):,}, B has {len(nb):,})")
+    if abs(ta - tb) > 1e-12:
+        notes.append(f"runs cover {ta:g} s and {tb:g} s; compared the first {t_end:g} s")
+    trains_a = trains_for(ra, neurons)
+    trains_b = trains_for(rb, neurons)
+    per = [compare_trains(int(n), a, b, t_end, tol) for n, a, b in zip(neurons, trains_a, trains_b)]
+    rates_a = np.array([c.count_a for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
+    rates_b = np.array([c.count_b for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
+    pair = PairComparison(label_a, label_b, str(ra.path), str(rb.path), neurons, t_end, per,
+                          compare_traces(ra, rb, tol, t_end), rates_a, rates_b, tol, notes)
+    if distances:
+        pair.vp_distance = victor_purpura(trains_a, trains_b, t_end, tol.window)
+    return pair
+
+
+def victor_purpura(trains_a, trains_b, t_end, window, limit=300):
+    """Mean and max Victor–Purpura distance (Elephant) with cost 1/window: shifting a spike by
+    less than the window costs less than dropping it. On up to `limit` neurons (spread evenly)."""
+    try:
+        import neo
+        import quantities as pq
+        from elephant.spike_train_dissimilarity import victor_purpura_distance
+    except Exception:   # the compare extra is not installed
+        return None
+    n = len(trains_a)
+    if n == 0 or t_end <= 0:
+        return None
+    pick = np.unique(np.round(np.linspace(0, n - 1, min(n, limit))).astype(int))
+    values = []
+    for k in pick:
+        a = neo.SpikeTrain(np.clip(trains_a[k], 0, t_end) * pq.s, t_stop=t_end * pq.s)
+        b = neo.SpikeTrain(np.clip(trains_b[k], 0, t_end) * pq.s, t_stop=t_end * pq.s)
+        values.append(float(victor_purpura_distance([a, b], cost_factor=(1.0 / window) / pq.s)[0, 1]))
+    return {"neurons": len(pick), "mean": float(np.mean(values)), "max": float(np.max(values)),
+            "cost_factor_per_s": 1.0 / window}
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+def _ms(x):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 1e3:.4g}"
+
+
+def _stats(values):
+    a = np.abs(np.asarray(values, float))
+    if not len(a):
+        return None, None, None
+    return float(np.median(a)), float(np.percentile(a, 95)), float(np.max(a))
+
+
+def _names(neurons, limit=20):
+    neurons = list(neurons)
+    text = ", ".join(str(n) for n in neurons[:limit])
+    return text + (f", ... ({len(neurons)} in all)" if len(neurons) > limit else "")
+
+
+def pair_table(p: PairComparison) -> list[tuple[str, str]]:
+    """Rows (metric, value) of one pair's table."""
+    rows = [("neurons compared", f"{len(p.neurons):,} ({len(p.regular):,} regular, {len(p.marginal):,} "
+                                 f"marginal/near rheobase)"),
+            ("time compared", f"{p.t_end:g} s"),
+            ("spikes (A / B)", f"{sum(c.count_a for c in p.per_neuron):,} / {sum(c.count_b for c in p.per_neuron):,}")]
+    for name, group in (("regular", p.regular), ("marginal", p.marginal)):
+        if not group:
+            continue
+        mism = [c.neuron for c in group if c.count_diff != 0]
+        rows.append((f"{name}: neurons with different spike counts",
+                     f"{len(mism):,}" + (f" ({_names(mism)})" if mism else "")))
+        diffs = np.concatenate([c.matched_diffs for c in group])
+        med, p95, mx = _stats(diffs)
+        rows.append((f"{name}: matched spike |dt| median / p95 / max (ms)",
+                     f"{_ms(med)} / {_ms(p95)} / {_ms(mx)} ({len(diffs):,} matched, "
+                     f"{sum(c.unmatched_a for c in group):,} only in A, {sum(c.unmatched_b for c in group):,} only in B)"))
+        firsts = [c.first_diff for c in group if c.first_diff is not None]
+        med, p95, mx = _stats(firsts)
+        worst = max((c for c in group if c.first_diff is not None), key=lambda c: abs(c.first_diff), default=None)
+        rows.append((f"{name}: first-spike |dt| median / max (ms)",
+                     f"{_ms(med)} / {_ms(mx)}" + (f" (worst: neuron {worst.neuron})" if worst else "")))
+    ra, rb = p.rates_a, p.rates_b
+    if len(ra):
+        rows.append(("firing rate mean / median / max (Hz), A", f"{ra.mean():.4g} / {np.median(ra):.4g} / {ra.max():.4g}"))
+        rows.append(("firing rate mean / median / max (Hz), B", f"{rb.mean():.4g} / {np.median(rb):.4g} / {rb.max():.4g}"))
+        if len(ra) > 1:
+            from scipy.stats import ks_2samp
+            ks = ks_2samp(ra, rb)
+            rows.append(("firing-rate distributions, KS statistic (p)", f"{ks.statistic:.3g} ({ks.pvalue:.3g})"))
+    if p.vp_distance:
+        rows.append(("Victor-Purpura distance mean / max (Elephant, cost 1/window)",
+                     f"{p.vp_distance['mean']:.3g} / {p.vp_distance['max']:.3g} on {p.vp_distance['neurons']} neurons"))
+    for tc in p.traces:
+        unit, scale = ("mV", 1e3) if tc.variable == "v" else (("pA", 1e12) if tc.variable.startswith("I") else ("", 1))
+        worst = int(np.nanargmax(tc.rms)) if len(tc.rms) else 0
+        rows.append((f"trace {tc.variable}: RMS worst / max abs ({unit or '1'})",
+                     f"{tc.rms[worst] * scale:.4g} (neuron {tc.neurons[worst]}) / {np.nanmax(tc.max) * scale:.4g} "
+                     f"on {len(tc.neurons)} neurons x {tc.n_samples:,} samples"))
+    rows.append(("verdict", "AGREE" if p.agree else "DISAGREE"))
+    return rows
+
+
+def failure_lines(p: PairComparison, limit=20) -> list[str]:
+    lines = []
+    for c in p.failing[:limit]:
+        lines.append(f"neuron {c.neuron}{' (marginal)' if c.marginal else ''}: " + "; ".join(c.failures))
+    if len(p.failing) > limit:
+        lines.append(f"... and {len(p.failing) - limit} more neurons")
+    for var, neurons in p.failing_trace_neurons.items():
+        lines.append(f"trace {var}: RMS difference over tolerance in neurons {_names(neurons)}")
+    if not len(p.neurons):
+        lines.append("no neuron in common: nothing to compare")
+    return lines
+
+
+def format_table(rows, title=None) -> str:
+    width = max(len(k) for k, _ in rows)
+    out = [title] if title else []
+    out += [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(out)
+
+
+def markdown(pairs: list[PairComparison], tol: Tolerances, images: dict) -> str:
+    lines = ["# hhc compare", ""]
+    lines += ["## Runs", ""]
+    seen = []
+    for p in pairs:
+        for label, path in ((p.label_a, p.path_a), (p.label_b, p.path_b)):
+            if path not in seen:
+                seen.append(path)
+                lines.append(f"- `{path}`: {label}")
+    lines += ["", "## Tolerances", "", "| check | tolerance |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in tol.describe()]
+    for k, p in enumerate(pairs):
+        lines += ["", f"## Pair {k + 1}: A = {p.label_a} vs B = {p.label_b}: **{'AGREE' if p.agree else 'DISAGREE'}**", ""]
+        for note in p.notes:
+            lines.append(f"- note: {note}")
+        lines += ["", "| metric | value |", "|---|---|"]
+        lines += [f"| {m} | {v} |" for m, v in pair_table(p)]
+        fails = failure_lines(p, limit=100)
+        if fails:
+            lines += ["", "Disagreements:", ""] + [f"- {f}" for f in fails]
+        for title, name in images.get(k, []):
+            lines += ["", f"![{title}]({name})"]
+    return "\n".join(lines) + "\n"
+
+
+def summary_json(pairs: list[PairComparison]) -> dict:
+    out = []
+    for p in pairs:
+        out.append({"a": p.path_a, "b": p.path_b, "label_a": p.label_a, "label_b": p.label_b, "agree": p.agree,
+                    "neurons": len(p.neurons), "marginal_neurons": [c.neuron for c in p.marginal],
+                    "failing_neurons": [c.neuron for c in p.failing],
+                    "failures": {str(c.neuron): c.failures for c in p.failing},
+                    "failing_traces": p.failing_trace_neurons,
+                    "table": dict(pair_table(p)), "tolerances": dataclasses.asdict(p.tol)})
+    return {"pairs": out, "agree": all(p.agree for p in pairs)}
+
+
+def compare_runs(paths, tol: Tolerances = Tolerances(), report: str | Path | None = None, plots: bool = True):
+    """Compare every pair of result directories; write the report. Returns the pair comparisons."""
+    if len(paths) < 2:
+        raise HHCError("compare needs at least two result directories")
+    results = [load_results(p) for p in paths]
+    labels = [run_label(r, f"run {k + 1}") for k, r in enumerate(results)]
+    pairs, index = [], []
+    for i in range(len(results)):
+        for j in range(i + 1, len(results)):
+            pairs.append(compare_results(results[i], results[j], tol, labels[i], labels[j]))
+            index.append((i, j))
+    if report is not None:
+        out = Path(report)
+        out.mkdir(parents=True, exist_ok=True)
+        images = {}
+        if plots:
+            from hhc import plot
+            for k, p in enumerate(pairs):
+                i, j = index[k]
+                images[k] = plot.pair_figures(p, results[i], results[j], out, f"pair{k + 1}")
+        (out / "summary.md").write_text(markdown(pairs, tol, images))
+        (out / "summary.json").write_text(json.dumps(summary_json(pairs), indent=2, default=float) + "\n")
+    return pairs
