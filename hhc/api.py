@@ -65,10 +65,10 @@ def default_run_dir(exp: Experiment) -> Path:
     return Path("runs") / f"{Path(exp.path).stem}-{exp.backend.name}-{device}-{stamp}"
 
 
-def prepare(experiment, backend=None, device=None, threads=None, duration=None):
+def prepare(experiment, backend=None, device=None, threads=None, duration=None, mpi=None, launcher=None):
     """Load and check everything a run needs, before any simulation: (experiment, cell, estimate)."""
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    exp = exp.with_backend(backend, device, threads)
+    exp = exp.with_backend(backend, device, threads, mpi, launcher)
     if duration is not None:
         exp = exp.cut_to(parse_duration(duration) if isinstance(duration, str) else float(duration))
     model = load_model(exp.model_file)
@@ -79,15 +79,16 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None):
 
 
 def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
-                   quiet: bool = False) -> Path:
+                   quiet: bool = False, mpi=None, launcher=None) -> Path:
     """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir."""
-    exp, cell, estimate = prepare(experiment, backend, device, threads, duration)
+    exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher)
     out_dir = Path(out) if out is not None else default_run_dir(exp)
     say = (lambda *a: None) if quiet else console.print
     say(f"[bold]{cell.name}[/] × {exp.size:,} neurons, {exp.duration:g} s biological time, dt "
         f"{exp.dt * 1e3:g} ms, method {exp.method}, backend {exp.backend.name}"
         f"{'/' + exp.backend.device if exp.backend.device else ''}"
-        f"{f', {exp.backend.threads} threads' if exp.backend.threads else ''}")
+        f"{f', {exp.backend.threads} threads' if exp.backend.threads else ''}"
+        f"{f', {exp.backend.mpi} MPI processes' if exp.backend.mpi else ''}")
     say("recording plan: " + escape("; ".join(estimate.lines())))
     planner.check_fits(estimate, out_dir=out_dir.parent if out_dir.parent.exists() else ".")
     for w in exp.warnings:
@@ -104,7 +105,7 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
     total_wall = time.perf_counter() - started
     meta = {
         "hhc_version": __version__, "backend": exp.backend.name, "device": exp.backend.device or "runtime",
-        "threads": exp.backend.threads, "experiment": str(Path(exp.path).resolve()),
+        "threads": exp.backend.threads, "mpi_processes": exp.backend.mpi, "experiment": str(Path(exp.path).resolve()),
         "model": str(exp.model_file), "cell": cell.name, "n_neurons": exp.size, "dt": exp.dt,
         "method": exp.method, "duration": exp.duration, "seed": exp.seed,
         "protocol": [dataclasses.asdict(p) for p in exp.protocol],

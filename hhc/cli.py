@@ -58,11 +58,13 @@ def check(chan_file):
 @click.option("--device", help="Override [backend] device (brian2: runtime, cpp_standalone).")
 @click.option("--threads", type=click.IntRange(min=1), help="Override [backend] threads (OpenMP).")
 @click.option("--duration", help='Cut the protocol to this much biological time, e.g. "1 s".')
-def run(experiment, out, backend, device, threads, duration):
+@click.option("--mpi", type=click.IntRange(min=1), help="Run on this many MPI processes (nest: mpirun -np P).")
+@click.option("--launcher", help='Command that starts the MPI processes instead of mpirun, e.g. "srun -n 64".')
+def run(experiment, out, backend, device, threads, duration, mpi, launcher):
     """Run EXPERIMENT (a TOML file) and write spikes.npz, traces.npz and meta.json."""
     from hhc.api import run_experiment
     out_dir = run_experiment(experiment, out=out, backend=backend, device=device, threads=threads,
-                             duration=duration)
+                             duration=duration, mpi=mpi, launcher=launcher)
     click.echo(str(out_dir))
 
 

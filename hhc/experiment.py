@@ -46,6 +46,8 @@ class BackendSettings:
     name: str = "brian2"
     device: str | None = None
     threads: int | None = None
+    mpi: int | None = None               # MPI processes (nest)
+    launcher: str | None = None          # command that starts the MPI processes, e.g. "srun -n 64"
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,11 @@ class Experiment:
         traces = tuple(dataclasses.replace(tr, windows=_clip_windows(tr.windows, total)) for tr in self.traces)
         return dataclasses.replace(self, protocol=tuple(phases), traces=traces)
 
-    def with_backend(self, name=None, device=None, threads=None) -> "Experiment":
+    def with_backend(self, name=None, device=None, threads=None, mpi=None, launcher=None) -> "Experiment":
         b = self.backend
         return dataclasses.replace(self, backend=BackendSettings(name or b.name, device or b.device,
-                                                                 threads or b.threads))
+                                                                 threads or b.threads, mpi or b.mpi,
+                                                                 launcher or b.launcher))
 
 
 def _clip_windows(windows, total):
@@ -309,7 +312,7 @@ def load_experiment(path: str | Path) -> Experiment:
         traces.append(Traces(tuple(variables), tuple(neurons), interval, windows))
 
     backend = _table(reader, data, "backend", required=False)
-    _unknown_keys(reader, backend, {"name", "device", "threads"}, "backend")
+    _unknown_keys(reader, backend, {"name", "device", "threads", "mpi", "launcher"}, "backend")
     threads = backend.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise reader.error(f"[backend] threads must be a positive integer, got {threads!r}", threads, "threads")
@@ -319,7 +322,8 @@ def load_experiment(path: str | Path) -> Experiment:
         seed=seed, initial={str(k): v for k, v in initial.items()},
         protocol=tuple(Phase(d, dict(inp)) for d, inp in phases),   # inputs resolved against the cell later
         record_spikes=record_spikes, traces=tuple(traces),
-        backend=BackendSettings(backend.get("name", "brian2"), backend.get("device"), threads))
+        backend=BackendSettings(backend.get("name", "brian2"), backend.get("device"), threads,
+                                backend.get("mpi"), backend.get("launcher")))
     exp_reader_cache[exp.path] = reader
     return exp
 
