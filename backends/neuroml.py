@@ -636,6 +636,7 @@ def _read_traces(cell, experiment, out_dir: Path):
         step = max(1, int(round(tr.interval / experiment.dt)))
         keep = np.zeros(len(t), bool)
         keep[::step] = True
+        keep &= t < experiment.duration - experiment.dt / 2     # as Brian2: no sample at the end time
         if tr.windows is not None:
             keep &= np.any([(t >= a - 1e-12) & (t < b - 1e-12) for a, b in tr.windows], axis=0)
         variables = {}
