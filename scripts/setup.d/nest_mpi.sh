@@ -16,7 +16,7 @@ WHEELS="$CACHE/wheels/nest-mpi"
 VENV="${HHC_NEST_MPI_VENV:-$CACHE/nest-mpi-venv}"
 PY="${HHC_PYTHON:-python3}"
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import nest, sys; sys.exit(nest.ll_api.sli_func("statusdict/have_mpi ::") is not True)' >/dev/null 2>&1; then
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import nest, sys; sys.exit(nest.build_info["have_mpi"] is not True)' >/dev/null 2>&1; then
   echo "nest_mpi: MPI NEST already installed in $VENV"; exit 0
 fi
 
@@ -54,4 +54,4 @@ rm -rf "$VENV.tmp"
 rm -rf "$VENV"; mv "$VENV.tmp" "$VENV"
 # venv scripts hard-code their path; re-point them after the move
 grep -rl "$VENV.tmp" "$VENV/bin" 2>/dev/null | xargs -r sed -i "s|$VENV.tmp|$VENV|g"
-"$VENV/bin/python" -c 'import nest; print("nest_mpi: have_mpi =", nest.ll_api.sli_func("statusdict/have_mpi ::"))'
+"$VENV/bin/python" -c 'import nest; print("nest_mpi: have_mpi =", nest.build_info["have_mpi"])'
