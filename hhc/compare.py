@@ -11,8 +11,9 @@ A neuron is marginal when it spikes in at least one of the two runs and, in eith
 at most ``marginal_max_spikes`` spikes or its median inter-spike interval exceeds
 ``marginal_isi``.
 
-Spikes within ``window`` of the end of the common time span are left out of the count check (a
-spike at the very end may fall just after the end in the other run); they are still matched.
+The count check counts unmatched spikes: a spike without a partner within ``window`` in the other
+run, except in the last ``window`` of the common time span (its partner may fall just after the
+end). Matched spikes are judged by their time difference instead.
 """
 from __future__ import annotations
 
@@ -125,8 +126,11 @@ def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol:
     b = b[b <= t_end]
     ia, ib = match_spikes(a, b, tol.window)
     diffs = b[ib] - a[ia]
+    # an unmatched spike within the window before the end may have its partner just after the end
     edge = t_end - tol.window
-    count_diff = int(np.sum(b < edge)) - int(np.sum(a < edge))
+    only_a = np.setdiff1d(np.arange(len(a)), ia)
+    only_b = np.setdiff1d(np.arange(len(b)), ib)
+    count_diff = int(np.sum(b[only_b] < edge)) - int(np.sum(a[only_a] < edge))
     first = float(b[0] - a[0]) if len(a) and len(b) else None
     marginal = is_marginal(a, b, tol)
     c = NeuronComparison(neuron, len(a), len(b), count_diff, first, diffs, len(a) - len(ia), len(b) - len(ib),
