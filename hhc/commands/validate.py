@@ -1,0 +1,27 @@
+"""`hhc validate`: every model x every backend that runs here, against the SciPy reference."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("validate")
+@click.option("--backends", "backend_specs", help='Comma-separated backends, optionally with a device '
+              '("brian2,brian2:cpp_standalone"); default: every registered backend.')
+@click.option("--models", help="Comma-separated cell names or model file stems (default: all in models/).")
+@click.option("--dt", type=float, default=0.01, show_default=True, help="Time step for the backends (ms).")
+@click.option("--method", default="auto", show_default=True, help="Integration method for the backends.")
+@click.option("--out", type=click.Path(file_okay=False), default="validate-report", show_default=True,
+              help="Folder for validate.md, validate.json, the references and the runs.")
+def command(backend_specs, models, dt, method, out):
+    """Run the standard protocol set (silence, rheobase, strong drive) on every model and backend."""
+    from hhc.validate import format_matrix, validate
+    specs = [s.strip() for s in backend_specs.split(",") if s.strip()] if backend_specs else None
+    names = [s.strip() for s in models.split(",") if s.strip()] if models else None
+    matrix, unavailable, _ = validate(specs, names, out=out, dt=dt * 1e-3, method=method,
+                                      say=lambda m: click.echo(m, err=True))
+    click.echo(format_matrix(matrix, unavailable))
+    click.echo(f"report: {out}/validate.md")
+    if any(c.status != "PASS" for c in matrix.values()):
+        sys.exit(1)
