@@ -261,7 +261,7 @@ def test_pynml_validate_accepts_the_models(tmp_path):
             paths.append(str(tmp_path / model.stem / name))
     r = subprocess.run([_pynml(), "-validate", *paths], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"Validated {len(paths)} files: All valid" in r.stdout
+    assert f"Validated {len(paths)} files: All valid" in r.stdout + r.stderr
 
 
 def _experiment(tmp_path, model, dt, amplitude, step, name):
