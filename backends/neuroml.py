@@ -399,7 +399,12 @@ def _header(doc_id: str, cell: ir.Cell, what: str) -> list[str]:
 
 def cell_document(cell: ir.Cell, initial_v: float | None = None) -> str:
     layout = CellLayout(cell)
-    out = _header(f"{layout.id}_doc", cell, f"NeuroML2 model of cell {cell.name}.")
+    fixed = [iv.state for iv in cell.initial if iv.state != "v" and iv.value is not None]
+    what = f"NeuroML2 model of cell {cell.name}."
+    if fixed:
+        what += (f" NeuroML starts every gate at its steady state: the initial values the .chan file gives "
+                 f"{', '.join(fixed)} are not expressed here.")
+    out = _header(f"{layout.id}_doc", cell, what)
     types: list[str] = []
     for ch, cid, _, _, ion in layout.channels:
         species = f' species="{ch.ion}"' if ion else ""
@@ -612,11 +617,10 @@ def _run_tool(cmd, cwd: Path, what: str, timeout=3600):
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     log = (cwd / f"{what}.log")
     log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-    failed = proc.returncode != 0 or re.search(r"^\s*(Error|Exception)|NaN", proc.stderr or "", re.M)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise HHCError(f"{what} failed (exit {proc.returncode}); log in {log}\n{tail}")
-    return proc, bool(failed)
+    return proc
 
 
 def _read_spikes(path: Path):
@@ -668,6 +672,8 @@ class _NeuroMLRunner:
         return out_dir / lems_filename(cell)
 
     def _results(self, cell, experiment, out_dir, wall, meta):
+        if experiment.record_spikes is not None and not (out_dir / "spikes.dat").exists():
+            raise HHCError(f"{self.name} wrote no spikes.dat; see the logs in {out_dir}")
         spike_i, spike_t = _read_spikes(out_dir / "spikes.dat")
         groups = _read_traces(cell, experiment, out_dir)
         for g in groups:
@@ -725,6 +731,11 @@ class JNeuroMLBackend(_NeuroMLRunner, NeuroMLBackend):
         return self._results(cell, experiment, out_dir, wall, {"simulator": "jNeuroML (jLEMS)",
                                                                  "method": "euler"})
 
+def _neuron_version() -> str:
+    from importlib.metadata import version
+    return version("neuron")
+
+
 def _locked_dir(directory: Path):
     directory.mkdir(parents=True, exist_ok=True)
     lock = open(directory / ".hhc-lock", "w")
@@ -734,9 +745,8 @@ def _locked_dir(directory: Path):
 
 def compiled_mechanisms(mod_files: list[Path]) -> Path:
     """nrnivmodl's output for these .mod files, built once per content under ~/.cache/hhc/nrnivmodl."""
-    import neuron
     digest = hashlib.sha256()
-    digest.update(neuron.__version__.encode())
+    digest.update(_neuron_version().encode())
     for f in sorted(mod_files, key=lambda p: p.name):
         digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     build = cache_root() / "nrnivmodl" / digest.hexdigest()[:16]
@@ -769,10 +779,9 @@ class NeuronBackend(_NeuroMLRunner, NeuroMLBackend):
         reason = JNeuroMLBackend.unavailable_reason()
         if reason:
             return reason
-        try:
-            import neuron  # noqa: F401
-        except Exception as exc:
-            return f"NEURON cannot be imported ({exc}); pip install neuron"
+        import importlib.util
+        if importlib.util.find_spec("neuron") is None:     # not imported: it prints a DISPLAY warning
+            return "NEURON is not installed; pip install neuron (or the neuroml extra)"
         return None
 
     def run(self, cell, experiment, out_dir: Path, progress=None) -> dict:
@@ -797,9 +806,8 @@ class NeuronBackend(_NeuroMLRunner, NeuroMLBackend):
         wall = time.perf_counter() - t1
         if progress is not None:
             progress(experiment.duration)
-        import neuron
         result = self._results(cell, experiment, out_dir, wall,
-                                          {"simulator": f"NEURON {neuron.__version__}",
+                                          {"simulator": f"NEURON {_neuron_version()}",
                                            "method": "NEURON default (implicit Euler, cnexp gates)",
                                            "export_time_s": export_time})
         return result
