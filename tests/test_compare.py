@@ -1,0 +1,171 @@
+"""hhc compare: metrics on constructed spike trains with known answers, perturbed runs flagged."""
+import json
+
+import numpy as np
+import pytest
+
+from hhc.compare import Tolerances, compare_results, compare_trains, is_marginal, match_spikes
+from hhc.results import load_results, write_results
+
+TOL = Tolerances()
+
+
+def test_match_spikes_pairs_nearest_within_window():
+    a = np.array([0.010, 0.020, 0.030, 0.050])
+    b = np.array([0.0101, 0.0305, 0.040, 0.0502])
+    ia, ib = match_spikes(a, b, window=1e-3)
+    assert ia.tolist() == [0, 2, 3] and ib.tolist() == [0, 1, 3]
+    assert np.allclose(b[ib] - a[ia], [0.1e-3, 0.5e-3, 0.2e-3])
+
+
+def test_match_spikes_empty_and_single():
+    assert match_spikes(np.array([]), np.array([0.1]), 1e-3)[0].size == 0
+    ia, ib = match_spikes(np.array([0.1]), np.array([0.1003]), 1e-3)
+    assert ia.tolist() == [0] and ib.tolist() == [0]
+
+
+def test_identical_trains_agree_with_zero_differences():
+    a = np.arange(0.01, 0.5, 0.02)
+    c = compare_trains(3, a, a.copy(), 0.5, TOL)
+    assert not c.failures and c.count_diff == 0 and c.first_diff == 0 and c.max_abs_diff == 0
+    assert not c.marginal
+
+
+def test_shift_of_one_ms_is_measured_and_flagged():
+    a = np.arange(0.01, 0.5, 0.02)
+    c = compare_trains(7, a, a + 1e-3, 0.6, TOL)
+    assert c.count_diff == 0
+    assert c.first_diff == pytest.approx(1e-3)
+    assert np.allclose(c.matched_diffs, 1e-3)
+    assert any("first spike" in f for f in c.failures)
+
+
+def test_missing_spike_is_a_count_mismatch():
+    a = np.arange(0.01, 0.5, 0.02)
+    b = np.delete(a, 10)
+    c = compare_trains(1, a, b, 0.5, TOL)
+    assert c.count_diff == -1 and c.unmatched_a == 1 and c.unmatched_b == 0
+    assert any("spike count" in f for f in c.failures)
+
+
+def test_spike_crossing_the_end_is_not_a_count_mismatch():
+    a = np.array([0.1, 0.2, 0.2995])        # the last spike 0.5 ms before the end...
+    b = np.array([0.1, 0.2])                 # ...falls just after the end in the other run
+    c = compare_trains(0, a, b, 0.3, TOL)
+    assert c.count_diff == 0 and not c.failures
+
+
+def test_marginal_neurons_near_rheobase():
+    one = np.array([0.2])
+    assert is_marginal(one, np.array([]), TOL)            # one spike here, none there
+    assert is_marginal(np.array([0.1, 0.3, 0.5]), np.array([0.1, 0.3, 0.5]), TOL)   # median ISI 200 ms
+    assert not is_marginal(np.arange(0.01, 0.5, 0.02), np.arange(0.01, 0.5, 0.02), TOL)
+    assert not is_marginal(np.array([]), np.array([]), TOL)
+    # one spike more near rheobase is tolerated, but a 1 ms shift is still a disagreement
+    assert not compare_trains(0, one, np.array([]), 0.5, TOL).failures
+    assert compare_trains(0, np.array([0.1, 0.3]), np.array([0.101, 0.301]), 0.5, TOL).failures
+    # two spikes more is not
+    assert compare_trains(0, np.array([0.1, 0.3]), np.array([]), 0.5, TOL).failures
+
+
+def _write_run(path, trains, n, duration=0.5, meta=None, trace=True):
+    i = np.concatenate([np.full(len(t), k) for k, t in enumerate(trains)]).astype(int)
+    t = np.concatenate(trains)
+    groups = []
+    if trace:
+        tt = np.arange(0, duration, 1e-4)
+        v = np.stack([-0.065 + 0.01 * np.sin(2 * np.pi * 10 * tt + k) for k in range(3)], axis=1)
+        groups = [{"t": tt, "neurons": np.arange(3), "variables": {"v": v}}]
+    write_results(path, spike_i=i, spike_t=t, traces=groups,
+                  meta={"backend": "brian2", "device": "runtime", "method": "rk4", "dt": 1e-5,
+                        "n_neurons": n, "duration": duration, **(meta or {})})
+    return path
+
+
+def _trains(n=10):
+    rng = np.random.default_rng(0)
+    return [np.sort(rng.uniform(0.01, 0.49, 12)) + 0 * k for k in range(n)]
+
+
+def test_compare_results_known_rates_and_agreement(tmp_path):
+    trains = _trains()
+    ra = load_results(_write_run(tmp_path / "a", trains, 10))
+    rb = load_results(_write_run(tmp_path / "b", trains, 10))
+    p = compare_results(ra, rb, TOL)
+    assert p.agree
+    assert np.allclose(p.rates_a, 12 / 0.5)
+    assert p.traces and p.traces[0].variable == "v" and np.all(p.traces[0].rms == 0)
+
+
+def test_perturbed_run_flagged_by_the_command(tmp_path, cli):
+    trains = _trains()
+    a = _write_run(tmp_path / "a", trains, 10)
+    shifted = [t + (1e-3 if k == 4 else 0) for k, t in enumerate(trains)]
+    b = _write_run(tmp_path / "b", shifted, 10)
+    missing = [t if k != 6 else t[1:] for k, t in enumerate(trains)]
+    c = _write_run(tmp_path / "c", missing, 10)
+    ok = cli("compare", a, a, "--report", tmp_path / "rep0", "--no-plots")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "runs agree" in ok.stdout
+    res = cli("compare", a, b, "--report", tmp_path / "rep1")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "DISAGREE neuron 4:" in res.stdout and "neuron 5" not in res.stdout.split("DISAGREE", 1)[1]
+    summary = json.loads((tmp_path / "rep1" / "summary.json").read_text())
+    assert summary["pairs"][0]["failing_neurons"] == [4]
+    for name in ("summary.md", "pair1_raster.png", "pair1_traces.png", "pair1_spike_dt.png"):
+        assert (tmp_path / "rep1" / name).stat().st_size > 1000
+    res = cli("compare", a, c, "--report", tmp_path / "rep2", "--no-plots")
+    assert res.returncode == 1 and "DISAGREE neuron 6:" in res.stdout and "spike count 12 vs 11" in res.stdout
+
+
+def test_looser_tolerance_on_the_command_line(tmp_path, cli):
+    trains = _trains()
+    a = _write_run(tmp_path / "a", trains, 10)
+    b = _write_run(tmp_path / "b", [t + 1e-3 for t in trains], 10)
+    res = cli("compare", a, b, "--first-spike", "1.5", "--spike-time", "1.5", "--report", tmp_path / "r", "--no-plots")
+    assert res.returncode == 0, res.stdout
+
+
+def test_sample_is_compared_on_common_neurons(tmp_path):
+    trains = _trains()
+    full = load_results(_write_run(tmp_path / "full", trains, 10))
+    sample = load_results(_write_run(tmp_path / "s", trains, 10, meta={"sample_neurons": [0, 5, 9]}, trace=False))
+    p = compare_results(full, sample, TOL)
+    assert p.neurons.tolist() == [0, 5, 9] and p.agree and p.notes
+
+
+@pytest.mark.slow
+def test_brian2_runtime_and_standalone_agree_and_a_shift_is_caught(tmp_path, cli, root):
+    from conftest import write_experiment
+    exp = write_experiment(tmp_path / "e.toml", """
+[population]
+size = 20
+[simulation]
+dt = "0.01 ms"
+method = "rk4"
+[initial]
+v = "uniform(-70 mV, -60 mV)"
+[[protocol]]
+duration = "20 ms"
+inputs = { Iapp = "0 pA" }
+[[protocol]]
+duration = "200 ms"
+inputs = { Iapp = "18 pA" }
+[[record.traces]]
+variables = ["v"]
+neurons = "0:3"
+interval = "0.1 ms"
+""")
+    rt, sa = tmp_path / "rt", tmp_path / "sa"
+    assert cli("run", exp, "--out", rt).returncode == 0
+    r = cli("run", exp, "--out", sa, "--device", "cpp_standalone", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    res = cli("compare", rt, sa, "--report", tmp_path / "rep")
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = load_results(sa)
+    t = run.spike_t.copy()
+    t[run.spike_i == 13] += 1e-3
+    write_results(tmp_path / "shifted", spike_i=run.spike_i, spike_t=t, traces=run.traces, meta=run.meta)
+    res = cli("compare", rt, tmp_path / "shifted", "--report", tmp_path / "rep2")
+    assert res.returncode == 1
+    assert "DISAGREE neuron 13:" in res.stdout

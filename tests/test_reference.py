@@ -1,0 +1,92 @@
+"""hhc reference: the IR right-hand side in SI, solved by SciPy; convergence in the tolerance."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_experiment
+from hhc.api import prepare
+from hhc.compiler import load_model
+from hhc.reference import build_rhs, compute_reference, sample_indices
+
+BODY = """
+[population]
+size = 6
+[simulation]
+dt = "0.01 ms"
+method = "rk4"
+[initial]
+v = "uniform(-70 mV, -60 mV)"
+[[protocol]]
+duration = "20 ms"
+inputs = { Iapp = "0 pA" }
+[[protocol]]
+duration = "%s"
+inputs = { Iapp = "18 pA" }
+[[record.traces]]
+variables = ["v"]
+neurons = "0:6"
+interval = "0.1 ms"
+"""
+
+
+def test_rhs_matches_hand_written_squid_equations():
+    cell = load_model(ROOT / "models" / "hh_squid.chan").cell()
+    rhs = build_rhs(cell)
+    assert rhs.states == ("v", "m_HHNa", "h_HHNa", "n_HHK")
+    v, m, h, n, iapp = -0.060, 0.1, 0.5, 0.4, 1e-10
+    out = rhs.f_scalar(v, m, h, n, iapp)
+    vm = v * 1e3
+    i_na = 24e-6 * m ** 3 * h * (v - 0.050)
+    i_k = 7.2e-6 * n ** 4 * (v + 0.077)
+    i_l = 60e-9 * (v + 0.054387)
+    assert out[0] == pytest.approx((iapp - i_na - i_k - i_l) / 200e-12, rel=1e-12)
+    am = 0.1 * (vm + 40) / (1 - np.exp(-(vm + 40) / 10)) * 1e3
+    bm = 4 * np.exp(-(vm + 65) / 18) * 1e3
+    assert out[1] == pytest.approx(am * (1 - m) - bm * m, rel=1e-10)
+    # the removable singularity at -40 mV (exprel) is finite
+    assert np.isfinite(rhs.f_scalar(-0.040, m, h, n, 0.0)).all()
+    assert rhs.threshold == pytest.approx(0.0)
+
+
+def test_sample_indices_spread():
+    assert sample_indices(50000, 5).tolist() == [0, 12500, 25000, 37499, 49999]
+    assert sample_indices(3, 10).tolist() == [0, 1, 2]
+
+
+def test_reference_converges_in_its_tolerance(tmp_path):
+    """Halving (here: dividing by 10) the tolerance moves spike times by far less than 0.1 ms."""
+    exp, cell, _ = prepare(write_experiment(tmp_path / "e.toml", BODY % "300 ms"))
+    a = compute_reference(exp, cell, [0, 3], rtol=1e-8, variables=())
+    b = compute_reference(exp, cell, [0, 3], rtol=1e-9, variables=())
+    c = compute_reference(exp, cell, [0, 3], rtol=1e-10, variables=())
+    assert len(a["spike_t"]) == len(b["spike_t"]) == len(c["spike_t"]) > 20
+    assert np.max(np.abs(b["spike_t"] - c["spike_t"])) < 1e-7            # < 0.1 µs, default 0.1 ms
+    assert np.max(np.abs(a["spike_t"] - c["spike_t"])) < 1e-6
+    # a different solver family agrees too
+    d = compute_reference(exp, cell, [0, 3], rtol=1e-9, method="LSODA", variables=())
+    assert np.max(np.abs(d["spike_t"] - c["spike_t"])) < 1e-6
+
+
+def test_reference_command_writes_hhc_results(tmp_path, cli):
+    exp = write_experiment(tmp_path / "e.toml", BODY % "100 ms")
+    res = cli("reference", exp, "--sample", "3", "--out", tmp_path / "ref", "--variables", "v,m_NaF")
+    assert res.returncode == 0, res.stderr
+    from hhc.results import load_results
+    r = load_results(tmp_path / "ref")
+    assert r.meta["solver"] == "DOP853" and r.meta["rtol"] == 1e-9
+    assert r.meta["sample_neurons"] == [0, 2, 5] and r.meta["n_neurons"] == 6
+    assert set(np.unique(r.spike_i)) <= {0, 2, 5} and len(r.spike_t) > 0
+    t, neurons, v = r.trace("v")
+    assert neurons.tolist() == [0, 2, 5] and v.shape == (len(t), 3) and np.allclose(t[1] - t[0], 1e-4)
+    assert "m_NaF" in r.traces[0].variables
+    json.dumps(r.meta)
+
+
+@pytest.mark.slow
+def test_reference_agrees_with_brian2_rk4(tmp_path, cli):
+    exp = write_experiment(tmp_path / "e.toml", BODY % "300 ms")
+    assert cli("run", exp, "--out", tmp_path / "b2").returncode == 0
+    assert cli("reference", exp, "--sample", "6", "--out", tmp_path / "ref").returncode == 0
+    res = cli("compare", tmp_path / "b2", tmp_path / "ref", "--report", tmp_path / "rep", "--no-plots")
+    assert res.returncode == 0, res.stdout
