@@ -119,7 +119,8 @@ def plot_runs(paths, out, max_neurons=60, trace_neurons=4) -> list[Path]:
     top = max((x.max() for x in rates if len(x)), default=1.0)
     bins = np.linspace(0, max(top, 1e-9) * 1.05 + 1e-9, 30)
     for k, x in enumerate(rates):
-        ax.hist(x, bins=bins, histtype="step", lw=1.8, color=COLORS[k % len(COLORS)], label=labels[k])
+        ax.hist(x, bins=bins, histtype="step", lw=max(3.0 - 0.8 * k, 1.0), ls=["-", "--", ":", "-."][k % 4],
+                color=COLORS[k % len(COLORS)], label=labels[k])
     ax.set_xlabel("firing rate (Hz)")
     ax.set_ylabel("neurons")
     ax.set_title("firing-rate distribution")
@@ -156,13 +157,14 @@ def pair_figures(p, ra: Results, rb: Results, out: Path, stem: str) -> list[tupl
     if traces:
         tc = next((t for t in traces if t.variable == "v"), traces[0])
         unit, scale = _unit(tc.variable)
-        order = list(np.argsort(-np.nan_to_num(tc.rms, nan=np.inf)))[:3]
+        order = list(np.argsort(-np.nan_to_num(tc.sub_rms, nan=np.inf)))[:3]
         fig, axes = plt.subplots(len(order), 1, figsize=(11, 2.8 * len(order)), sharex=True, squeeze=False)
         for ax, j in zip(axes[:, 0], order):
             ax.plot(tc.t * 1e3, tc.a[:, j] * scale, color=COLORS[0], lw=1.0, label=labels[0])
             ax.plot(tc.t * 1e3, tc.b[:, j] * scale, color=COLORS[1], lw=1.0, ls="--", label=labels[1])
             ax.set_ylabel(f"{tc.variable} ({unit})" if unit else tc.variable)
-            ax.set_title(f"neuron {tc.neurons[j]}: RMS difference {tc.rms[j] * scale:.3g} {unit}", fontsize=9)
+            ax.set_title(f"neuron {tc.neurons[j]}: RMS difference {tc.rms[j] * scale:.3g} {unit}, away from spikes "
+                         f"{tc.sub_rms[j] * scale:.3g} {unit}", fontsize=9)
         axes[0, 0].legend(loc="upper right", fontsize=8)
         axes[-1, 0].set_xlabel("time (ms)")
         fig.tight_layout()

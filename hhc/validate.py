@@ -5,7 +5,8 @@ the reference solver) and builds the standard protocol set — 20 ms at rest, th
   silence   0 pA
   rheobase  1.05 x rheobase   (spike timing ill-conditioned: judged as marginal by hhc compare)
   strong    3 x rheobase
-on one neuron starting from the cell's own initial state (every backend can express that). Each
+on one neuron starting from the cell's initial v with every gate at its steady state (every backend
+can express that; NeuroML cannot start gates elsewhere). Each
 backend that can run here runs each protocol at its default method ("auto") and dt 0.01 ms
 (jNeuroML, which integrates with forward Euler, at 0.001 ms); the result is compared with the
 reference (hhc.compare defaults). The matrix shows PASS/FAIL per model x backend with the worst
@@ -63,7 +64,7 @@ def base_experiment(model_file: Path, cell, current: float, *, dt=1e-5, method="
     name = cell.inputs[0].name
     return Experiment(
         path=f"{model_file}#{tag}", model_file=Path(model_file), cell_name=cell.name, size=size, dt=dt,
-        method=method, seed=1, initial={"v": "uniform(-70 mV, -60 mV)"} if size > 1 else {},
+        method=method, seed=1, initial={"gates": "steady_state"},
         protocol=(Phase(REST, {name: 0.0}), Phase(STEP, {name: float(current)})), record_spikes=True,
         traces=(Traces(("v",), tuple(range(size)), 1e-4, None),),
         backend=BackendSettings(backend, device, None))
@@ -125,7 +126,7 @@ def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="au
     matrix: dict = {}
     tol = Tolerances()
     info = {"levels": [], "dt": dt, "method": method}
-    for model_file, cell in discover_cells(names=model_names):
+    for model_file, cell in (discover_cells(names=model_names) if runnable else []):
         label = f"{model_file.stem}:{cell.name}"
         t0 = time.perf_counter()
         rheobase = find_rheobase(model_file, cell)
@@ -205,7 +206,7 @@ def markdown(matrix, unavailable, info) -> str:
     lines = ["# hhc validate", "",
              f"Protocols: {REST * 1e3:g} ms rest, then a {STEP * 1e3:g} ms step at "
              + ", ".join(f"{lv} ({f:g} x rheobase)" for lv, f in LEVELS)
-             + f"; {NEURONS} neuron from the cell's initial state; dt {info['dt'] * 1e3:g} ms "
+             + f"; {NEURONS} neuron from the cell's initial v, gates at steady state; dt {info['dt'] * 1e3:g} ms "
              f"(jneuroml {BACKEND_DT['jneuroml'] * 1e3:g} ms), method {info['method']}.",
              "Rheobase: " + ", ".join(f"{x['model']} {x['rheobase_A'] * 1e12:.4g} pA" for x in info["levels"]), ""]
     if specs:
