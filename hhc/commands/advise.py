@@ -21,6 +21,8 @@ from hhc.advise import DEFAULT_DTS_MS, DEFAULT_METHODS, DEFAULT_SAMPLE
               help="Allowed first-spike error (ms); spike counts must be identical (see --count).")
 @click.option("--count", type=click.IntRange(min=0), default=0, show_default=True,
               help="Allowed spike-count difference per sampled neuron.")
+@click.option("--spike-time", type=float, default=None,
+              help="Also require every matched spike within this error (ms); off by default.")
 @click.option("--backend", help="Backend to advise for (default: the experiment's).")
 @click.option("--device", help="Device (default for brian2: runtime).")
 @click.option("--rtol", type=float, default=1e-9, show_default=True, help="Reference solver tolerance.")
@@ -28,7 +30,7 @@ from hhc.advise import DEFAULT_DTS_MS, DEFAULT_METHODS, DEFAULT_SAMPLE
               help="Folder for advise.md, advise.json and the reference result.")
 @click.option("--no-cost-probe", is_flag=True,
               help="Do not measure the cost per step (use RHS evaluations per step instead).")
-def command(experiment, sample, duration, methods, dts, first_spike, count, backend, device, rtol, out,
+def command(experiment, sample, duration, methods, dts, first_spike, count, spike_time, backend, device, rtol, out,
             no_cost_probe):
     """Try method x dt on a sample of EXPERIMENT against a SciPy reference; recommend the cheapest that fits."""
     from hhc.advise import AdviseTolerance, advise, format_table, recommendation_text
@@ -37,7 +39,8 @@ def command(experiment, sample, duration, methods, dts, first_spike, count, back
         experiment, sample=sample, duration=None if duration == "full" else parse_duration(duration),
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         dts=tuple(float(d) * 1e-3 for d in dts.split(",") if d.strip()), backend=backend, device=device,
-        tolerance=AdviseTolerance(count=count, first_spike=first_spike * 1e-3), reference_rtol=rtol, out=out,
+        tolerance=AdviseTolerance(count=count, first_spike=first_spike * 1e-3,
+                                  spike_time=None if spike_time is None else spike_time * 1e-3), reference_rtol=rtol, out=out,
         measure_cost=not no_cost_probe, say=lambda m: click.echo(m, err=True))
     click.echo(format_table(trials, best, info))
     click.echo("")
