@@ -577,10 +577,13 @@ rank, nproc = nest.Rank(), nest.NumProcesses()
 t_setup = time.perf_counter()
 pop = nest.Create(spec["model"], spec["n"])
 first = pop[0].global_id
-local = nest.GetLocalNodeCollection(pop)
-idx = np.asarray(local.tolist(), dtype=np.int64) - first if len(local) else np.zeros(0, np.int64)
+flags = pop.local
+flags = [flags] if isinstance(flags, bool) else list(flags)
+ids = [g for g, here in zip(pop.tolist(), flags) if here]
+idx = np.asarray(ids, dtype=np.int64) - first
 init = np.load(spec["init"])
 if len(idx):
+    local = nest.NodeCollection(ids)
     local.set({name: init[name][idx].tolist() for name in init.files})
     local.set({"V_m_old": init["V_m"][idx].tolist()})
 for name, value in spec["parameters"].items():
