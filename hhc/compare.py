@@ -8,8 +8,10 @@ judged with their own, looser, tolerances — never dropped. A disagreement in a
 beyond those looser tolerances still fails the comparison.
 
 A neuron is marginal when it spikes in at least one of the two runs and, in either run, it fires
-at most ``marginal_max_spikes`` spikes or its median inter-spike interval exceeds
-``marginal_isi``.
+at most ``marginal_max_spikes`` spikes, or its median inter-spike interval exceeds
+``marginal_isi``, or its first spike comes more than ``marginal_latency`` after the start of the
+protocol phase it falls in (a slow approach to threshold: the latency is the ill-conditioned
+quantity).
 
 The count check counts unmatched spikes: a spike without a partner within ``window`` in the other
 run, except in the last ``window`` of the common time span (its partner may fall just after the
@@ -41,6 +43,7 @@ class Tolerances:
     marginal_spike_time: float = 0.5e-3
     marginal_max_spikes: int = 2
     marginal_isi: float = 0.1
+    marginal_latency: float = 0.05
     trace_rms_v: float = 1e-3            # subthreshold RMS of the v difference per neuron (V)
     trace_rms_other: float = 0.02        # subthreshold RMS difference of dimensionless states (gates)
     trace_spike_mask: float = 3e-3       # samples this close to a spike of either run are not judged
@@ -53,8 +56,9 @@ class Tolerances:
             ("matched spike time difference, max per neuron", f"<= {self.spike_time * 1e3:g} ms (marginal: <= "
                                                               f"{self.marginal_spike_time * 1e3:g} ms)"),
             ("matching window", f"{self.window * 1e3:g} ms"),
-            ("marginal (near rheobase)", f"fires in a run, and <= {self.marginal_max_spikes} spikes or median "
-                                         f"ISI > {self.marginal_isi * 1e3:g} ms in either run"),
+            ("marginal (near rheobase)", f"fires in a run, and <= {self.marginal_max_spikes} spikes, median "
+                                         f"ISI > {self.marginal_isi * 1e3:g} ms or first-spike latency > "
+                                         f"{self.marginal_latency * 1e3:g} ms in either run"),
             ("trace RMS difference per neuron, subthreshold (samples more than "
              f"{self.trace_spike_mask * 1e3:g} ms from any spike of either run)",
              f"v <= {self.trace_rms_v * 1e3:g} mV; gates <= {self.trace_rms_other:g}; currents reported only; "
@@ -92,14 +96,18 @@ def _nearest(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.where(np.abs(queries - left) <= np.abs(right - queries), j - 1, j)
 
 
-def is_marginal(a: np.ndarray, b: np.ndarray, tol: Tolerances) -> bool:
-    """Near rheobase: fires in one run, and few spikes or long ISIs in either run."""
+def is_marginal(a: np.ndarray, b: np.ndarray, tol: Tolerances, phase_starts=(0.0,)) -> bool:
+    """Near rheobase: fires in one run, and few spikes, long ISIs or a long latency in either run."""
     if len(a) == 0 and len(b) == 0:
         return False
+    starts = np.asarray(phase_starts, float)
     for train in (a, b):
         if len(train) <= tol.marginal_max_spikes:
             return True
         if np.median(np.diff(train)) > tol.marginal_isi:
+            return True
+        onset = starts[max(np.searchsorted(starts, train[0], side="right") - 1, 0)]
+        if train[0] - onset > tol.marginal_latency:
             return True
     return False
 
@@ -122,7 +130,8 @@ class NeuronComparison:
         return float(np.max(np.abs(self.matched_diffs))) if len(self.matched_diffs) else 0.0
 
 
-def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol: Tolerances) -> NeuronComparison:
+def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol: Tolerances,
+                   phase_starts=(0.0,)) -> NeuronComparison:
     a = np.sort(np.asarray(a, float))
     b = np.sort(np.asarray(b, float))
     a = a[a <= t_end]
@@ -135,7 +144,7 @@ def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol:
     only_b = np.setdiff1d(np.arange(len(b)), ib)
     count_diff = int(np.sum(b[only_b] < edge)) - int(np.sum(a[only_a] < edge))
     first = float(b[0] - a[0]) if len(a) and len(b) else None
-    marginal = is_marginal(a, b, tol)
+    marginal = is_marginal(a, b, tol, phase_starts)
     c = NeuronComparison(neuron, len(a), len(b), count_diff, first, diffs, len(a) - len(ia), len(b) - len(ib),
                          marginal)
     max_count = tol.marginal_count if marginal else tol.count
@@ -186,6 +195,18 @@ def run_duration(r: Results) -> float:
     if m.get("duration") is not None:
         return float(m["duration"])
     return float(r.spike_t.max()) if r.spike_t.size else 0.0
+
+
+def phase_starts(r: Results) -> list[float]:
+    """Start times of the protocol phases (meta.json 'protocol'), or [] if unknown."""
+    phases = r.meta.get("protocol")
+    if not isinstance(phases, list) or not phases:
+        return []
+    try:
+        durations = [float(p["duration"]) for p in phases]
+    except (TypeError, KeyError, ValueError):
+        return []
+    return [0.0] + list(np.cumsum(durations)[:-1])
 
 
 def trains_for(r: Results, neurons: np.ndarray) -> list[np.ndarray]:
@@ -315,7 +336,8 @@ def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), la
         notes.append(f"runs cover {ta:g} s and {tb:g} s; compared the first {t_end:g} s")
     trains_a = trains_for(ra, neurons)
     trains_b = trains_for(rb, neurons)
-    per = [compare_trains(int(n), a, b, t_end, tol) for n, a, b in zip(neurons, trains_a, trains_b)]
+    starts = phase_starts(ra) or phase_starts(rb) or [0.0]
+    per = [compare_trains(int(n), a, b, t_end, tol, starts) for n, a, b in zip(neurons, trains_a, trains_b)]
     rates_a = np.array([c.count_a for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     rates_b = np.array([c.count_b for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     spikes = {int(n): np.concatenate([a, b]) for n, a, b in zip(neurons, trains_a, trains_b)}

@@ -169,3 +169,14 @@ interval = "0.1 ms"
     res = cli("compare", rt, tmp_path / "shifted", "--report", tmp_path / "rep2")
     assert res.returncode == 1
     assert "DISAGREE neuron 13:" in res.stdout
+
+
+def test_long_latency_after_the_step_is_marginal():
+    regular = np.arange(0.120, 0.5, 0.02)             # fires 20 ms after a step at 100 ms
+    late = np.arange(0.170, 0.5, 0.02)                # 70 ms latency: near rheobase
+    assert not is_marginal(regular, regular, TOL, phase_starts=[0.0, 0.1])
+    assert is_marginal(late, late, TOL, phase_starts=[0.0, 0.1])
+    c = compare_trains(0, late, late + 0.3e-3, 0.5, TOL, phase_starts=[0.0, 0.1])
+    assert c.marginal and not c.failures              # 0.3 ms on a 70 ms latency: tolerated
+    c = compare_trains(0, late, late + 1e-3, 0.5, TOL, phase_starts=[0.0, 0.1])
+    assert c.failures                                 # 1 ms is not

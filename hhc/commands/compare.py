@@ -32,6 +32,8 @@ _D = Tolerances()
               help="A neuron firing at most this many spikes in a run is marginal.")
 @click.option("--marginal-isi", type=float, default=_D.marginal_isi * 1e3, show_default=True,
               help="A neuron whose median inter-spike interval exceeds this (ms) in a run is marginal.")
+@click.option("--marginal-latency", type=float, default=_D.marginal_latency * 1e3, show_default=True,
+              help="A neuron whose first spike comes this long (ms) after its phase starts is marginal.")
 @click.option("--trace-rms", type=float, default=_D.trace_rms_v * 1e3, show_default=True,
               help="Allowed subthreshold RMS difference of v per neuron (mV).")
 @click.option("--trace-spike-mask", type=float, default=_D.trace_spike_mask * 1e3, show_default=True,
@@ -39,7 +41,7 @@ _D = Tolerances()
 @click.option("--trace-rms-gates", type=float, default=_D.trace_rms_other, show_default=True,
               help="Allowed RMS difference of dimensionless states per neuron.")
 def command(runs, report, no_plots, count, first_spike, spike_time, window, marginal_count, marginal_first_spike,
-            marginal_spike_time, marginal_max_spikes, marginal_isi, trace_rms, trace_spike_mask, trace_rms_gates):
+            marginal_spike_time, marginal_max_spikes, marginal_isi, marginal_latency, trace_rms, trace_spike_mask, trace_rms_gates):
     """Compare result directories (every pair); exit 1 when they disagree."""
     from hhc.compare import compare_runs, failure_lines, format_table, pair_table
     if len(runs) < 2:
@@ -48,7 +50,7 @@ def command(runs, report, no_plots, count, first_spike, spike_time, window, marg
                      window=window * 1e-3, marginal_count=marginal_count,
                      marginal_first_spike=marginal_first_spike * 1e-3,
                      marginal_spike_time=marginal_spike_time * 1e-3, marginal_max_spikes=marginal_max_spikes,
-                     marginal_isi=marginal_isi * 1e-3, trace_rms_v=trace_rms * 1e-3, trace_rms_other=trace_rms_gates,
+                     marginal_isi=marginal_isi * 1e-3, marginal_latency=marginal_latency * 1e-3, trace_rms_v=trace_rms * 1e-3, trace_rms_other=trace_rms_gates,
                      trace_spike_mask=trace_spike_mask * 1e-3)
     pairs = compare_runs(list(runs), tol, report=report, plots=not no_plots)
     for k, p in enumerate(pairs, 1):
