@@ -96,19 +96,20 @@ def _nearest(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.where(np.abs(queries - left) <= np.abs(right - queries), j - 1, j)
 
 
-def is_marginal(a: np.ndarray, b: np.ndarray, tol: Tolerances, phase_starts=(0.0,)) -> bool:
+def is_marginal(a: np.ndarray, b: np.ndarray, tol: Tolerances, phase_starts=None) -> bool:
     """Near rheobase: fires in one run, and few spikes, long ISIs or a long latency in either run."""
     if len(a) == 0 and len(b) == 0:
         return False
-    starts = np.asarray(phase_starts, float)
     for train in (a, b):
         if len(train) <= tol.marginal_max_spikes:
             return True
         if np.median(np.diff(train)) > tol.marginal_isi:
             return True
-        onset = starts[max(np.searchsorted(starts, train[0], side="right") - 1, 0)]
-        if train[0] - onset > tol.marginal_latency:
-            return True
+        if phase_starts:      # known protocol (meta.json): latency from the start of the phase
+            starts = np.asarray(phase_starts, float)
+            onset = starts[max(np.searchsorted(starts, train[0], side="right") - 1, 0)]
+            if train[0] - onset > tol.marginal_latency:
+                return True
     return False
 
 
@@ -131,7 +132,7 @@ class NeuronComparison:
 
 
 def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol: Tolerances,
-                   phase_starts=(0.0,)) -> NeuronComparison:
+                   phase_starts=None) -> NeuronComparison:
     a = np.sort(np.asarray(a, float))
     b = np.sort(np.asarray(b, float))
     a = a[a <= t_end]
@@ -336,7 +337,7 @@ def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), la
         notes.append(f"runs cover {ta:g} s and {tb:g} s; compared the first {t_end:g} s")
     trains_a = trains_for(ra, neurons)
     trains_b = trains_for(rb, neurons)
-    starts = phase_starts(ra) or phase_starts(rb) or [0.0]
+    starts = phase_starts(ra) or phase_starts(rb) or None
     per = [compare_trains(int(n), a, b, t_end, tol, starts) for n, a, b in zip(neurons, trains_a, trains_b)]
     rates_a = np.array([c.count_a for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     rates_b = np.array([c.count_b for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
