@@ -465,19 +465,23 @@ def markdown(pairs: list[PairComparison], tol: Tolerances, images: dict) -> str:
                 seen.append(path)
                 lines.append(f"- `{path}`: {label}")
     lines += ["", "## Tolerances", "", "| check | tolerance |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in tol.describe()]
+    lines += [f"| {_md(k)} | {_md(v)} |" for k, v in tol.describe()]
     for k, p in enumerate(pairs):
         lines += ["", f"## Pair {k + 1}: A = {p.label_a} vs B = {p.label_b}: **{'AGREE' if p.agree else 'DISAGREE'}**", ""]
         for note in p.notes:
             lines.append(f"- note: {note}")
         lines += ["", "| metric | value |", "|---|---|"]
-        lines += [f"| {m} | {v} |" for m, v in pair_table(p)]
+        lines += [f"| {_md(m)} | {_md(v)} |" for m, v in pair_table(p)]
         fails = failure_lines(p, limit=100)
         if fails:
             lines += ["", "Disagreements:", ""] + [f"- {f}" for f in fails]
         for title, name in images.get(k, []):
             lines += ["", f"![{title}]({name})"]
     return "\n".join(lines) + "\n"
+
+
+def _md(text) -> str:
+    return str(text).replace("|", "\\|")
 
 
 def summary_json(pairs: list[PairComparison]) -> dict:
@@ -498,6 +502,8 @@ def compare_runs(paths, tol: Tolerances = Tolerances(), report: str | Path | Non
         raise HHCError("compare needs at least two result directories")
     results = [load_results(p) for p in paths]
     labels = [run_label(r, f"run {k + 1}") for k, r in enumerate(results)]
+    if len(set(labels)) < len(labels):      # same settings: tell the runs apart by directory
+        labels = [f"{label} [{Path(path).name}]" for label, path in zip(labels, paths)]
     pairs, index = [], []
     for i in range(len(results)):
         for j in range(i + 1, len(results)):
