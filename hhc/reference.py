@@ -320,9 +320,11 @@ def reference_run(experiment, *, sample=10, neurons=None, out=None, method=DEFAU
     out_dir = Path(out) if out is not None else Path("runs") / (
         f"{Path(exp.path).stem}-reference-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}")
 
+    import sys
+    tty = sys.stderr.isatty()
+
     def progress(done, total):
-        if not quiet:
-            import sys
+        if not quiet and (tty or done == total):
             print(f"\rreference: {done}/{total} neurons", end="" if done < total else "\n", file=sys.stderr)
     result = compute_reference(exp, cell, neurons, method=method, rtol=rtol, variables=tuple(variables),
                                interval=interval, progress=progress)
