@@ -206,3 +206,19 @@ def test_mpi_two_processes_equal_one(tmp_path):
     assert np.array_equal(one.spike_i, two.spike_i)
     assert np.array_equal(one.spike_t, two.spike_t)
     assert np.array_equal(one.traces[0].variables["v"], two.traces[0].variables["v"])
+
+
+@needs_nest
+@pytest.mark.slow
+def test_pynn_example_same_counts_on_nest_and_brian2():
+    import subprocess
+    import sys
+    counts = {}
+    for simulator in ("nest", "brian2"):
+        out = subprocess.run([sys.executable, str(ROOT / "examples" / "pynn_kenyon.py"), simulator],
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        line = [x for x in out.stdout.splitlines() if x.startswith(f"{simulator}: spike counts")][0]
+        counts[simulator] = line.split("counts", 1)[1].strip()
+    assert counts["nest"] == counts["brian2"]
+    assert counts["nest"] != "[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]"
