@@ -489,7 +489,11 @@ def build_module(cell: ir.Cell, variant: str = "rk4", python: str | None = None,
         so = tmp / "lib" / f"{module}.so"
         if proc.returncode != 0 or not so.exists():
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-            raise HHCError(f"NESTML could not build the NEST module for {cell.name} (log: {tmp / 'build.log'}):\n{tail}")
+            failed = root / f"{key}.failed"
+            shutil.rmtree(failed, ignore_errors=True)
+            os.rename(tmp, failed)          # kept for inspection; the next build starts afresh
+            raise HHCError(f"NESTML could not build the NEST module for {cell.name} "
+                           f"(model and log: {failed}):\n{tail}")
         check = subprocess.run([python, "-c", _LOAD_CHECK, json.dumps({"lib": str(tmp / "lib"), "module": module,
                                                                         "model": model})],
                                capture_output=True, text=True)
