@@ -71,7 +71,9 @@ def _run_backend(cell, exp, backend_name, device, out_dir):
     reason = target.unavailable_reason()
     if reason:
         raise HHCError(f"backend {backend_name} cannot run here: {reason}")
-    exp = exp.with_backend(backend_name, device, None)
+    # one thread: the runtime device would only note that it ignores more
+    exp = dataclasses.replace(exp, backend=dataclasses.replace(exp.backend, name=backend_name, device=device,
+                                                                threads=1))
     return target.run(cell, exp, Path(out_dir))
 
 
