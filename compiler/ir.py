@@ -30,6 +30,17 @@ class exprel(sympy.Function):  # noqa: N801 - the conventional name (numpy/brian
             return sympy.Integer(1)
         return None
 
+    def _eval_evalf(self, prec):
+        # numeric value without the 0/0: expm1(x)/x, computed by mpmath at the asked precision
+        import mpmath
+        x = self.args[0].evalf(prec)
+        if not x.is_number or not x.is_real:
+            return None
+        with mpmath.workprec(prec):
+            xm = mpmath.mpf(str(x)) if x != 0 else mpmath.mpf(0)
+            value = mpmath.mpf(1) if xm == 0 else mpmath.expm1(xm) / xm
+        return sympy.Float(value, precision=prec)
+
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return (sympy.exp(x) - 1) / x
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))          # tests.fixtures.seed_kenyon
+sys.path.insert(0, str(ROOT / "tests"))  # fixtures.seed_kenyon; nestml installs a top-level `tests` package
 os.environ.setdefault("HHC_PROGRESS", "0")
 
 

@@ -99,7 +99,7 @@ def test_seed_equivalence(module):
     """hhc's compiled Kenyon cell and a hand transcription of the seed script give identical spike
     trains for the same method and dt (rk4, 0.01 ms), on runtime."""
     import brian2 as b2
-    from tests.fixtures.seed_kenyon import run_seed
+    from fixtures.seed_kenyon import run_seed
     protocol = ((50 * b2.ms, 0 * b2.pA), (300 * b2.ms, 18 * b2.pA))
     seed_i, seed_t = _spikes(run_seed(3, protocol, method="rk4", dt=0.01 * b2.ms, init="rest"))
 
