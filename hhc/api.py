@@ -111,6 +111,10 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "protocol": [dataclasses.asdict(p) for p in exp.protocol],
         "recording_estimate_bytes": {"memory": estimate.memory_bytes, "disk": estimate.disk_bytes},
         "warnings": list(exp.warnings), "total_wall_time_s": total_wall,
+        # which neurons' spikes were recorded, so a silent neuron is not mistaken for an unrecorded one
+        # (None: all of n_neurons)
+        "spike_neurons": (None if exp.record_spikes is True else
+                          [] if exp.record_spikes is None else list(exp.record_spikes)),
         "python": platform.python_version(), "machine": platform.machine(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
