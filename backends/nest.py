@@ -623,19 +623,26 @@ for phase in spec["phases"]:
         done += k
         if rank == 0:
             print("HHC-PROGRESS", done * dt * 1e-3, flush=True)
+# A multimeter's samples of the last min_delay interval are only delivered by a later step:
+# run one min_delay past the end and keep only what lies within the protocol.
+end = total * dt
+if meters:
+    nest.Run(nest.GetKernelStatus("min_delay"))
 nest.Cleanup()
 wall = time.perf_counter() - t0
 out = {}
 if sr is not None:
     ev = sr.get("events")
-    out["spike_i"] = np.asarray(ev["senders"], dtype=np.int64) - first
-    out["spike_t"] = np.asarray(ev["times"], dtype=float)
+    keep = np.asarray(ev["times"], dtype=float) <= end + 1e-9
+    out["spike_i"] = np.asarray(ev["senders"], dtype=np.int64)[keep] - first
+    out["spike_t"] = np.asarray(ev["times"], dtype=float)[keep]
 for g, w, mm in meters:
     ev = mm.get("events")
-    out[f"g{g}w{w}_i"] = np.asarray(ev["senders"], dtype=np.int64) - first
-    out[f"g{g}w{w}_t"] = np.asarray(ev["times"], dtype=float)
+    keep = np.asarray(ev["times"], dtype=float) <= end + 1e-9
+    out[f"g{g}w{w}_i"] = np.asarray(ev["senders"], dtype=np.int64)[keep] - first
+    out[f"g{g}w{w}_t"] = np.asarray(ev["times"], dtype=float)[keep]
     for var in spec["traces"][g]["variables"]:
-        out[f"g{g}w{w}_{var}"] = np.asarray(ev[var], dtype=float)
+        out[f"g{g}w{w}_{var}"] = np.asarray(ev[var], dtype=float)[keep]
 np.savez(os.path.join(spec["out"], f"rank{rank}.npz"), **out)
 with open(os.path.join(spec["out"], f"rank{rank}.json"), "w") as f:
     json.dump({"rank": rank, "num_processes": nproc, "threads": spec["threads"], "wall_time_s": wall,

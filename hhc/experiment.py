@@ -98,7 +98,9 @@ class Experiment:
 
     def with_backend(self, name=None, device=None, threads=None, mpi=None, launcher=None) -> "Experiment":
         b = self.backend
-        return dataclasses.replace(self, backend=BackendSettings(name or b.name, device or b.device,
+        # a device belongs to its backend: --backend nest on a brian2/cpp_standalone file drops it
+        kept_device = b.device if name in (None, b.name) else None
+        return dataclasses.replace(self, backend=BackendSettings(name or b.name, device or kept_device,
                                                                  threads or b.threads, mpi or b.mpi,
                                                                  launcher or b.launcher))
 

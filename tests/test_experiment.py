@@ -156,3 +156,10 @@ def test_unknown_method_is_refused(tmp_path, cli):
     result = cli("run", path, "--out", tmp_path / "out")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "unknown integration method 'rk5'" in result.stderr
+
+
+def test_backend_override_drops_the_other_backends_device(root):
+    exp, _, _ = prepare(root / "examples" / "kenyon_50k_50s.toml", backend="nest")
+    assert exp.backend.name == "nest" and exp.backend.device is None and exp.backend.threads == 2
+    same, _, _ = prepare(root / "examples" / "kenyon_50k_50s.toml", backend="brian2")
+    assert same.backend.device == "cpp_standalone"

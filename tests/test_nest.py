@@ -222,3 +222,14 @@ def test_pynn_example_same_counts_on_nest_and_brian2():
         counts[simulator] = line.split("counts", 1)[1].strip()
     assert counts["nest"] == counts["brian2"]
     assert counts["nest"] != "[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]"
+
+
+def test_traces_cover_the_whole_protocol(tmp_path):
+    """NEST delivers a multimeter's last min_delay of samples only after a later step; hhc runs
+    past the end so no sample of the protocol is lost (and none after it is kept)."""
+    exp = _experiment(tmp_path, "tr", 2, "30 ms", traces=True)
+    res = load_results(run_experiment(exp, out=tmp_path / "out", backend="nest", quiet=True))
+    t, _, v = res.trace("v")
+    assert t.max() <= 0.050 + 1e-9
+    assert t.max() >= 0.050 - 0.1e-3 - 1e-9        # the last sample interval is there
+    assert np.all(np.isfinite(v))
