@@ -17,13 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sympy
-from sympy.printing.str import StrPrinter
 
 from hhc import __version__
 from hhc.compiler import ir, units
 from hhc.errors import HHCError
 
-from . import Backend, EmitOptions
+from . import Backend, DoublePrinter, EmitOptions, decimal_form
 
 DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
 
@@ -36,30 +35,15 @@ _BRIAN_KNOWN = {"mV", "volt", "ms", "second", "us", "nS", "uS", "mS", "siemens",
                 "kohm", "Mohm", "Hz", "kHz", "MHz"}
 
 
-class BrianPrinter(StrPrinter):
+class BrianPrinter(DoublePrinter):
     """SymPy → Brian2 expression text: units by name, exact rationals as doubles."""
 
     def _print_Symbol(self, expr):
         unit = units.unit_of_symbol(expr)
         return unit.name if unit else expr.name
 
-    def _print_Rational(self, expr):
-        return repr(float(expr))
-
-    def _print_Integer(self, expr):
-        return str(int(expr))
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
-
     def _print_exprel(self, expr):
         return f"exprel({self._print(expr.args[0])})"
-
-
-def decimal_form(expr: sympy.Expr) -> sympy.Expr:
-    """Exact fractions → floats (to double precision), so 93/1000*ms reads 0.093*ms."""
-    fractions = {r: sympy.Float(r, 20) for r in expr.atoms(sympy.Rational) if not r.is_Integer}
-    return expr.xreplace(fractions) if fractions else expr
 
 
 def brian_expr(expr: sympy.Expr) -> str:

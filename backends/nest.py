@@ -25,20 +25,18 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import sympy
-from sympy.printing.str import StrPrinter
 
 from hhc import __version__
 from hhc.compiler import ir, units
 from hhc.errors import HHCError
 
-from . import Backend, EmitOptions
+from . import Backend, DoublePrinter, EmitOptions, decimal_form
 
 NEST_VERSION_TAG = "v3.10.0"
 VARIANTS = ("rk4", "rkf45")
@@ -103,7 +101,7 @@ def one_unit(dim: units.Dimension) -> str:
     return _ONE.get(dim, f"(1 {text})")
 
 
-class NestmlPrinter(StrPrinter):
+class NestmlPrinter(DoublePrinter):
     """SymPy → NESTML expression text with physical units (the rkf45 model)."""
 
     def _print_Symbol(self, expr):
@@ -125,15 +123,6 @@ class NestmlPrinter(StrPrinter):
             if text != "real" and text.isalnum():
                 return f"{_exact(float(coeff) * factor)} {text}"
         return super()._print_Mul(expr)
-
-    def _print_Rational(self, expr):
-        return repr(float(expr))
-
-    def _print_Integer(self, expr):
-        return str(int(expr))
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
 
     def _print_exprel(self, expr):
         # NESTML has expm1 but no exprel; exact 0/0 only when the argument is exactly 0.0
@@ -160,13 +149,8 @@ class PlainPrinter(NestmlPrinter):
         return f"(abs({arg}) < 1e-9 ? 1 + ({arg}) / 2 : expm1({arg}) / ({arg}))"
 
 
-def _decimal(expr: sympy.Expr) -> sympy.Expr:
-    fractions = {r: sympy.Float(r, 20) for r in expr.atoms(sympy.Rational) if not r.is_Integer}
-    return expr.xreplace(fractions) if fractions else expr
-
-
 def nestml_expr(expr: sympy.Expr) -> str:
-    return NestmlPrinter().doprint(_decimal(expr))
+    return NestmlPrinter().doprint(decimal_form(expr))
 
 
 def quantity(value: sympy.Expr, dim: units.Dimension) -> str:
@@ -294,7 +278,7 @@ def _rk4_lines(cell: ir.Cell) -> list[str]:
     params = {p.symbol: sympy.Symbol(f"p_{nest_name(p.name)}") for p in cell.parameters}
     params.update({sympy.Symbol(i.name): sympy.Symbol(f"p_{nest_name(i.name)}") for i in cell.inputs})
     generic = {sympy.Symbol(s) if s != "v" else ir.V: y[s] for s in states}
-    exprs = [_decimal(_to_nest_numbers(rhs[s])).xreplace(generic).xreplace(params) for s in states]
+    exprs = [decimal_form(_to_nest_numbers(rhs[s])).xreplace(generic).xreplace(params) for s in states]
     temps = sympy.numbered_symbols("c")
     replacements, reduced = sympy.cse(exprs, symbols=temps, optimizations="basic")
     printer = PlainPrinter()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import math
 import os
 import re
@@ -43,7 +42,7 @@ from hhc import __version__
 from hhc.compiler import ir, units
 from hhc.errors import HHCError
 
-from . import Backend, EmitOptions
+from . import Backend, EmitOptions, decimal_form
 
 NML_NS = "http://www.neuroml.org/schema/neuroml2"
 SCHEMA_VERSION = "2.3.1"
@@ -201,12 +200,6 @@ def match_standard(expr: sympy.Expr, kind: str):
         return type_name, {"rate": rate_text, "midpoint": quantity(midpoint, "mV"),
                            "scale": quantity(scale, "mV")}
     return None
-
-
-def decimal_form(expr: sympy.Expr) -> sympy.Expr:
-    """Exact fractions → floats, so 93/1000*ms prints 0.093*unit_ms."""
-    fractions = {r: sympy.Float(r, 17) for r in expr.atoms(sympy.Rational) if not r.is_Integer}
-    return expr.xreplace(fractions) if fractions else expr
 
 
 class LemsPrinter(StrPrinter):
