@@ -4,9 +4,12 @@ subclassing Backend.
 """
 from __future__ import annotations
 
+import fcntl
 import importlib
+import os
 import pkgutil
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +21,21 @@ from hhc.errors import HHCError
 
 
 # ---- shared by the code generators ------------------------------------------------------------
+
+def cache_root() -> Path:
+    """Where builds are cached (compiled simulations, NEST modules, NEURON mechanisms)."""
+    return Path(os.environ.get("HHC_CACHE", Path.home() / ".cache" / "hhc"))
+
+
+@contextmanager
+def file_lock(path: Path):
+    """Exclusive lock on `path` (created if needed) for the duration of the block, so two builds of
+    the same cache entry at once wait for each other instead of colliding."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield          # closing the file releases the lock
+
 
 def decimal_form(expr: sympy.Expr) -> sympy.Expr:
     """Exact fractions → floats (beyond double precision), so 93/1000*ms prints as 0.093*ms."""

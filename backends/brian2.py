@@ -6,14 +6,12 @@ what runs is what one reads.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import sympy
@@ -22,7 +20,7 @@ from hhc import __version__
 from hhc.compiler import ir, units
 from hhc.errors import HHCError
 
-from . import Backend, DoublePrinter, EmitOptions, decimal_form
+from . import Backend, DoublePrinter, EmitOptions, cache_root, decimal_form, file_lock
 
 DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
 
@@ -189,22 +187,6 @@ def import_generated(path: Path):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@contextmanager
-def _locked(directory: Path):
-    """Exclusive use of a build directory: two runs of the same build wait for each other."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".hhc-lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("HHC_CACHE", Path.home() / ".cache" / "hhc"))
 
 
 # The C++ progress line the standalone binary prints; hhc.progress_pipe turns it into a bar.
@@ -409,7 +391,7 @@ class Brian2Backend(Backend):
             sort_keys=True).encode()
         ).hexdigest()[:16]
         build_dir = cache_root() / "brian2-standalone" / key
-        with _locked(build_dir):
+        with file_lock(build_dir / ".hhc-lock"):
             reused = (build_dir / "main").exists()
             b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
             b2.device.reinit()

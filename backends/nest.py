@@ -18,7 +18,6 @@ run a small generated script that needs only `nest` and `numpy` — the same scr
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -36,7 +35,7 @@ from hhc import __version__
 from hhc.compiler import ir, units
 from hhc.errors import HHCError
 
-from . import Backend, DoublePrinter, EmitOptions, decimal_form
+from . import Backend, DoublePrinter, EmitOptions, cache_root, decimal_form, file_lock
 
 NEST_VERSION_TAG = "v3.10.0"
 VARIANTS = ("rk4", "rkf45")
@@ -326,10 +325,6 @@ def _unit_divisor(dim: units.Dimension) -> str:
 # ---------------------------------------------------------------------------------------------
 # Building modules
 # ---------------------------------------------------------------------------------------------
-def cache_root() -> Path:
-    return Path(os.environ.get("HHC_CACHE", Path.home() / ".cache" / "hhc"))
-
-
 def mpi_python() -> Path:
     venv = Path(os.environ.get("HHC_NEST_MPI_VENV", cache_root() / "nest-mpi-venv"))
     return venv / "bin" / "python"
@@ -447,9 +442,7 @@ def build_module(cell: ir.Cell, variant: str = "rk4", python: str | None = None,
     built = BuiltModule(final, module, model, python)
     if (final / "hhc-module.json").exists():
         return built
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(root / f".{key}.lock"):
         if (final / "hhc-module.json").exists():
             return built
         tmp = root / f".{key}.tmp{os.getpid()}"

@@ -22,10 +22,8 @@ How the IR maps onto NeuroML:
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -42,7 +40,7 @@ from hhc import __version__
 from hhc.compiler import ir, units
 from hhc.errors import HHCError
 
-from . import Backend, EmitOptions, decimal_form
+from . import Backend, EmitOptions, cache_root, decimal_form, file_lock
 
 NML_NS = "http://www.neuroml.org/schema/neuroml2"
 SCHEMA_VERSION = "2.3.1"
@@ -592,10 +590,6 @@ def validate(text_or_path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # running
-def cache_root() -> Path:
-    return Path(os.environ.get("HHC_CACHE", Path.home() / ".cache" / "hhc"))
-
-
 def _bin(name: str) -> str:
     here = Path(sys.executable).parent / name
     if here.exists():
@@ -729,13 +723,6 @@ def _neuron_version() -> str:
     return version("neuron")
 
 
-def _locked_dir(directory: Path):
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = open(directory / ".hhc-lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    return lock
-
-
 def compiled_mechanisms(mod_files: list[Path]) -> Path:
     """nrnivmodl's output for these .mod files, built once per content under ~/.cache/hhc/nrnivmodl."""
     digest = hashlib.sha256()
@@ -743,8 +730,7 @@ def compiled_mechanisms(mod_files: list[Path]) -> Path:
     for f in sorted(mod_files, key=lambda p: p.name):
         digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     build = cache_root() / "nrnivmodl" / digest.hexdigest()[:16]
-    lock = _locked_dir(build)
-    try:
+    with file_lock(build / ".hhc-lock"):
         arch = build / "x86_64"
         if not (build / ".done").exists():
             for f in mod_files:
@@ -758,8 +744,6 @@ def compiled_mechanisms(mod_files: list[Path]) -> Path:
         if not archs:
             raise HHCError(f"nrnivmodl produced no library in {build}")
         return archs[0]
-    finally:
-        lock.close()
 
 
 class NeuronBackend(_NeuroMLRunner, NeuroMLBackend):
