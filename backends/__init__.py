@@ -80,6 +80,7 @@ class Backend(ABC):
     """
     name: ClassVar[str]                 # used by --target / --backend
     description: ClassVar[str] = ""
+    precisions: ClassVar[tuple[str, ...]] = ("float64",)   # experiment.precision values run() honours
 
     @abstractmethod
     def emit(self, cell, options: EmitOptions) -> dict[str, str]:

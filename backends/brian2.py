@@ -217,12 +217,18 @@ def _vectorise_state_update(build_dir: Path) -> int:
 class Brian2Backend(Backend):
     name = "brian2"
     description = "Brian2 2.9: runtime (Cython) or cpp_standalone with OpenMP threads"
+    precisions = ("float64", "float32")
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
-        if options.device not in (None, "runtime", "cpp_standalone"):
-            raise HHCError(f"device '{options.device}' is not supported by the brian2 target yet "
-                           f"(supported: runtime, cpp_standalone)")
-        return {module_filename(cell): module_text(cell)}
+        if options.device not in (None,) + DEVICES:
+            raise HHCError(f"device '{options.device}' is not supported by the brian2 target "
+                           f"(supported: {', '.join(DEVICES)})")
+        files = {module_filename(cell): module_text(cell)}
+        if options.device == "cuda_standalone":
+            # brian2cuda lives in its own environment (it pins another brian2): see brian2_cuda
+            from . import brian2_cuda
+            files.update(brian2_cuda.emit(self, cell, options, files))
+        return files
 
     @classmethod
     def unavailable_reason(cls):
@@ -237,9 +243,12 @@ class Brian2Backend(Backend):
         if reason:
             raise HHCError(reason)
         device = experiment.backend.device or "runtime"
-        if device not in ("runtime", "cpp_standalone"):
+        if device not in DEVICES:
             raise HHCError(f"device '{device}' is not supported by the brian2 backend "
-                           f"(supported: runtime, cpp_standalone)")
+                           f"(supported: {', '.join(DEVICES)})")
+        if device == "cuda_standalone":
+            from . import brian2_cuda
+            return brian2_cuda.run(self, cell, experiment, out_dir, progress)
         # "auto": rk4 matched a 100x finer reference on this model (DESIGN.md); the accuracy
         # advisor will choose per model once it exists.
         method = experiment.method if experiment.method != "auto" else "rk4"

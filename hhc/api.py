@@ -65,10 +65,13 @@ def default_run_dir(exp: Experiment) -> Path:
     return Path("runs") / f"{Path(exp.path).stem}-{exp.backend.name}-{device}-{stamp}"
 
 
-def prepare(experiment, backend=None, device=None, threads=None, duration=None, mpi=None, launcher=None):
+def prepare(experiment, backend=None, device=None, threads=None, duration=None, mpi=None, launcher=None,
+            precision=None):
     """Load and check everything a run needs, before any simulation: (experiment, cell, estimate)."""
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     exp = exp.with_backend(backend, device, threads, mpi, launcher)
+    if precision is not None:
+        exp = dataclasses.replace(exp, precision=precision)
     if duration is not None:
         exp = exp.cut_to(parse_duration(duration) if isinstance(duration, str) else float(duration))
     model = load_model(exp.model_file)
@@ -79,9 +82,9 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None, 
 
 
 def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
-                   quiet: bool = False, mpi=None, launcher=None) -> Path:
+                   quiet: bool = False, mpi=None, launcher=None, precision=None) -> Path:
     """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir."""
-    exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher)
+    exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher, precision)
     out_dir = Path(out) if out is not None else default_run_dir(exp)
     say = (lambda *a: None) if quiet else console.print
     say(f"[bold]{cell.name}[/] × {exp.size:,} neurons, {exp.duration:g} s biological time, dt "
@@ -98,6 +101,9 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
     reason = target.unavailable_reason()
     if reason:
         raise HHCError(f"backend {exp.backend.name} cannot run here: {reason}")
+    if exp.precision not in type(target).precisions:
+        raise HHCError(f"backend {exp.backend.name} runs in {', '.join(type(target).precisions)} only, not "
+                       f"{exp.precision}", hint="drop --float32 / precision, or use the brian2 backend")
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with ProgressBar(exp.duration, "simulating") as bar:
@@ -107,7 +113,7 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "hhc_version": __version__, "backend": exp.backend.name, "device": exp.backend.device or "runtime",
         "threads": exp.backend.threads, "mpi_processes": exp.backend.mpi, "experiment": str(Path(exp.path).resolve()),
         "model": str(exp.model_file), "cell": cell.name, "n_neurons": exp.size, "dt": exp.dt,
-        "method": exp.method, "duration": exp.duration, "seed": exp.seed,
+        "method": exp.method, "duration": exp.duration, "seed": exp.seed, "precision": exp.precision,
         "protocol": [dataclasses.asdict(p) for p in exp.protocol],
         "recording_estimate_bytes": {"memory": estimate.memory_bytes, "disk": estimate.disk_bytes},
         "warnings": list(exp.warnings), "total_wall_time_s": total_wall,

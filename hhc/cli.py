@@ -60,11 +60,14 @@ def check(chan_file):
 @click.option("--duration", help='Cut the protocol to this much biological time, e.g. "1 s".')
 @click.option("--mpi", type=click.IntRange(min=1), help="Run on this many MPI processes (nest: mpirun -np P).")
 @click.option("--launcher", help='Command that starts the MPI processes instead of mpirun, e.g. "srun -n 64".')
-def run(experiment, out, backend, device, threads, duration, mpi, launcher):
+@click.option("--float32", "float32", is_flag=True,
+              help="Single-precision state (brian2 devices); `hhc compare` against a float64 run shows its accuracy.")
+def run(experiment, out, backend, device, threads, duration, mpi, launcher, float32):
     """Run EXPERIMENT (a TOML file) and write spikes.npz, traces.npz and meta.json."""
     from hhc.api import run_experiment
     out_dir = run_experiment(experiment, out=out, backend=backend, device=device, threads=threads,
-                             duration=duration, mpi=mpi, launcher=launcher)
+                             duration=duration, mpi=mpi, launcher=launcher,
+                             precision="float32" if float32 else None)
     click.echo(str(out_dir))
 
 

@@ -67,6 +67,7 @@ class Experiment:
     initial_arrays: dict = field(default_factory=dict)    # filled by resolve(): state → array | None
     steady_state_after_v: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    precision: str = "float64"           # floating-point type of the state ("float32" where supported)
 
     @property
     def duration(self) -> float:
@@ -75,6 +76,7 @@ class Experiment:
     def fingerprint(self) -> str:
         """What the compiled simulation depends on (not the backend's thread count)."""
         d = {"size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
+             "precision": self.precision,
              "initial": self.initial, "protocol": [(p.duration, sorted(p.inputs.items())) for p in self.protocol],
              "spikes": self.record_spikes if self.record_spikes in (True, None) else list(self.record_spikes),
              "traces": [dataclasses.asdict(t) for t in self.traces]}
@@ -238,7 +240,7 @@ def load_experiment(path: str | Path) -> Experiment:
         raise reader.error(f"[population] size must be a positive integer, got {size!r}", size, "size")
 
     sim = _table(reader, data, "simulation")
-    _unknown_keys(reader, sim, {"dt", "method", "seed"}, "simulation")
+    _unknown_keys(reader, sim, {"dt", "method", "seed", "precision"}, "simulation")
     if "dt" not in sim:
         raise reader.error("[simulation] needs dt, e.g. dt = \"0.01 ms\"")
     dt = reader.quantity(sim["dt"], units.TIME, "[simulation] dt", "dt")
@@ -248,6 +250,10 @@ def load_experiment(path: str | Path) -> Experiment:
     if not isinstance(method, str):
         raise reader.error(f"[simulation] method must be a name such as \"rk4\" or \"auto\", got {method!r}")
     seed = sim.get("seed", 0)
+    precision = sim.get("precision", "float64")
+    if precision not in ("float64", "float32"):
+        raise reader.error(f"[simulation] precision must be \"float64\" or \"float32\", got {precision!r}",
+                           precision, "precision")
     if not isinstance(seed, int):
         raise reader.error(f"[simulation] seed must be an integer, got {seed!r}", seed, "seed")
 
@@ -323,7 +329,7 @@ def load_experiment(path: str | Path) -> Experiment:
         path=str(path), model_file=model_file, cell_name=model.get("cell"), size=size, dt=dt, method=method,
         seed=seed, initial={str(k): v for k, v in initial.items()},
         protocol=tuple(Phase(d, dict(inp)) for d, inp in phases),   # inputs resolved against the cell later
-        record_spikes=record_spikes, traces=tuple(traces),
+        record_spikes=record_spikes, traces=tuple(traces), precision=precision,
         backend=BackendSettings(backend.get("name", "brian2"), backend.get("device"), threads,
                                 backend.get("mpi"), backend.get("launcher")))
     exp_reader_cache[exp.path] = reader
