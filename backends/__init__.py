@@ -81,6 +81,9 @@ class Backend(ABC):
     name: ClassVar[str]                 # used by --target / --backend
     description: ClassVar[str] = ""
     precisions: ClassVar[tuple[str, ...]] = ("float64",)   # experiment.precision values run() honours
+    # method/dt = "auto": the device hhc's accuracy advisor runs its sample trials on before the run
+    # (None: the backend chooses for "auto" itself and dt = "auto" is refused)
+    advise_device: ClassVar[str | None] = None
 
     @abstractmethod
     def emit(self, cell, options: EmitOptions) -> dict[str, str]:

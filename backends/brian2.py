@@ -218,6 +218,7 @@ class Brian2Backend(Backend):
     name = "brian2"
     description = "Brian2 2.9: runtime (Cython) or cpp_standalone with OpenMP threads"
     precisions = ("float64", "float32")
+    advise_device = "runtime"      # the same equations as cpp_standalone, no build per trial
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
         if options.device not in (None,) + DEVICES:
@@ -288,6 +289,8 @@ class Brian2Backend(Backend):
     def _build_network(self, module, experiment, method):
         import brian2 as b2
         import numpy as np
+        # float32 state (Brian2's own preference, honoured by every device); float64 otherwise
+        b2.prefs.core.default_float_dtype = np.float32 if experiment.precision == "float32" else np.float64
         dt = experiment.dt * b2.second
         group = module.build_neurons(experiment.size, method=method, dt=dt)
         # v first: gates left at their steady state are computed from it
@@ -377,6 +380,7 @@ class Brian2Backend(Backend):
         spike_i, spike_t, groups = self._collect(experiment, spikes, monitors)
         return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups,
                 "meta": {"device": "runtime", "codegen_target": "cython", "method": method,
+                         "precision": experiment.precision,
                          "wall_time_s": wall, "compile_time_s": compile_time, "brian2_version": b2.__version__}}
 
     @staticmethod
@@ -441,6 +445,7 @@ class Brian2Backend(Backend):
                 b2.set_device("runtime")
         return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups,
                 "meta": {"device": "cpp_standalone", "method": method, "threads": threads,
+                         "precision": experiment.precision,
                          "wall_time_s": wall, "compile_time_s": compile_time, "build_dir": str(build_dir),
                          "build_reused": reused, "brian2_version": b2.__version__,
                          "compile_flags": flags, "vectorised_loops": vectorised}}

@@ -103,10 +103,10 @@ def advise(experiment, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, meth
     from hhc.reference import compute_reference, sample_experiment, sample_indices
     from hhc.results import write_results
 
-    full, cell, _ = prepare(experiment)
+    full, cell, _ = prepare(experiment, choose_auto=False)
     backend = backend or full.backend.name
     device = device or ("runtime" if backend == "brian2" else full.backend.device)
-    exp, cell, _ = prepare(experiment, duration=duration) if duration else (full, cell, None)
+    exp, cell, _ = prepare(experiment, duration=duration, choose_auto=False) if duration else (full, cell, None)
     neurons = sample_indices(exp.size, sample)
     say(f"sample: {len(neurons)} of {exp.size:,} neurons, first {exp.duration:g} s of {full.duration:g} s; "
         f"backend {backend}/{device}")
@@ -117,7 +117,6 @@ def advise(experiment, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, meth
     say(f"reference: scipy DOP853 rtol {reference_rtol:g}, {ref['meta']['distinct_trajectories']} distinct "
         f"trajectories, {len(ref['spike_t'])} spikes, {ref_wall:.1f} s")
     ref_trains = _trains(ref["spike_i"], ref["spike_t"], neurons)
-    tol = tolerance.as_compare(window=2e-3)
 
     costs, probe_n = ({}, 0)
     if measure_cost:
@@ -130,37 +129,14 @@ def advise(experiment, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, meth
     trials = []
     for method in methods:
         for dt in sorted(dts, reverse=True):
-            trial = Trial(method, dt, ok=False)
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    run = _run_backend(cell, dataclasses.replace(sample_exp, dt=dt, method=method), backend,
-                                       device, tmp)
-            except HHCError as exc:
-                trial.error = str(exc).splitlines()[0][:80]
-                trials.append(_cost(trial, costs))
-                say(f"  {trial.label:28s} failed: {trial.error}")
-                continue
-            trial.sample_wall_s = float(run["meta"].get("wall_time_s", 0.0))
-            spike_i = neurons[np.asarray(run["spike_i"], dtype=np.int64)]
-            trains = _trains(spike_i, np.asarray(run["spike_t"]), neurons)
-            per = [compare_trains(int(n), a, b, exp.duration, tol) for n, a, b in zip(neurons, ref_trains, trains)]
-            trial.spikes = int(sum(c.count_b for c in per))
-            bad = [c.neuron for c in per if abs(c.count_diff) > tolerance.count]
-            trial.count_mismatches = len(bad)
-            trial.mismatched_neurons = tuple(bad)
-            firsts = [abs(c.first_diff) for c in per if c.first_diff is not None]
-            silent_mismatch = any((c.count_a == 0) != (c.count_b == 0) for c in per)
-            trial.first_spike_error = max(firsts) if firsts else None
-            diffs = [c.max_abs_diff for c in per if len(c.matched_diffs)]
-            trial.spike_time_error = max(diffs) if diffs else None
-            trial.ok = (not bad and not silent_mismatch and
-                        (trial.first_spike_error is None or trial.first_spike_error <= tolerance.first_spike) and
-                        (tolerance.spike_time is None or trial.spike_time_error is None or
-                         trial.spike_time_error <= tolerance.spike_time))
+            trial = run_trial(cell, sample_exp, neurons, ref_trains, method, dt, tolerance, backend, device)
             trials.append(_cost(trial, costs))
-            say(f"  {trial.label:28s} {'meets' if trial.ok else 'misses'} the tolerance "
-                f"(count mismatches {trial.count_mismatches}, first-spike error "
-                f"{_ms(trial.first_spike_error)} ms)")
+            if trial.error:
+                say(f"  {trial.label:28s} failed: {trial.error}")
+            else:
+                say(f"  {trial.label:28s} {'meets' if trial.ok else 'misses'} the tolerance "
+                    f"(count mismatches {trial.count_mismatches}, first-spike error "
+                    f"{_ms(trial.first_spike_error)} ms)")
     trials.sort(key=lambda t: (t.cost, t.method))
     passing = [t for t in trials if t.ok]
     best = passing[0] if passing else None
@@ -183,6 +159,133 @@ def advise(experiment, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, meth
         (out / "advise.md").write_text(markdown(trials, best, info) + "\n")
     info["current_trial"] = current
     return trials, best, info
+
+
+def run_trial(cell, sample_exp, neurons, ref_trains, method, dt, tolerance: AdviseTolerance, backend, device) -> Trial:
+    """Run the sample at one method x dt and judge it against the reference trains."""
+    trial = Trial(method, dt, ok=False)
+    tol = tolerance.as_compare(window=2e-3)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = _run_backend(cell, dataclasses.replace(sample_exp, method=method).with_dt(dt), backend, device, tmp)
+    except HHCError as exc:
+        trial.error = str(exc).splitlines()[0][:80]
+        return trial
+    trial.sample_wall_s = float(run["meta"].get("wall_time_s", 0.0))
+    spike_i = neurons[np.asarray(run["spike_i"], dtype=np.int64)]
+    trains = _trains(spike_i, np.asarray(run["spike_t"]), neurons)
+    per = [compare_trains(int(n), a, b, sample_exp.duration, tol) for n, a, b in zip(neurons, ref_trains, trains)]
+    trial.spikes = int(sum(c.count_b for c in per))
+    bad = [c.neuron for c in per if abs(c.count_diff) > tolerance.count]
+    trial.count_mismatches = len(bad)
+    trial.mismatched_neurons = tuple(bad)
+    firsts = [abs(c.first_diff) for c in per if c.first_diff is not None]
+    silent_mismatch = any((c.count_a == 0) != (c.count_b == 0) for c in per)
+    trial.first_spike_error = max(firsts) if firsts else None
+    diffs = [c.max_abs_diff for c in per if len(c.matched_diffs)]
+    trial.spike_time_error = max(diffs) if diffs else None
+    trial.ok = (not bad and not silent_mismatch and
+                (trial.first_spike_error is None or trial.first_spike_error <= tolerance.first_spike) and
+                (tolerance.spike_time is None or trial.spike_time_error is None or
+                 trial.spike_time_error <= tolerance.spike_time))
+    return trial
+
+
+# ---- method/dt = "auto": the advisor's choice, made before a run ------------------------------
+
+AUTO_METHODS = ("exponential_euler", "rk2", "rk4")
+AUTO_DTS = (0.1e-3, 0.05e-3, 0.025e-3, 0.01e-3, 0.005e-3)
+PROVISIONAL_DT = 0.01e-3        # dt = "auto" where nothing is chosen (hhc advise shows it as "current")
+_AUTO_STAGES = {"exponential_euler": 1.5}   # one RHS evaluation plus an exp per gate
+
+
+def auto_candidates(exp) -> list[tuple[str, float]]:
+    """Method x dt pairs "auto" may choose, cheapest first (by RHS evaluations per biological
+    second). A chosen dt divides every trace interval, so samples fall on steps."""
+    methods = AUTO_METHODS if exp.method == "auto" else (exp.method,)
+    intervals = [tr.interval for tr in exp.traces if tr.interval is not None]
+    dts = AUTO_DTS if exp.dt_auto else (exp.dt,)
+    dts = [d for d in dts if all(abs(i / d - round(i / d)) < 1e-6 and i >= d * (1 - 1e-9) for i in intervals)]
+    pairs = [(m, d) for m in methods for d in dts]
+    return sorted(pairs, key=lambda md: (_AUTO_STAGES.get(md[0], STAGES.get(md[0], 4)) / md[1], md[0]))
+
+
+def _auto_key(exp, cell, candidates, tolerance, backend, device, sample, duration) -> str:
+    import hashlib
+
+    from hhc import __version__
+    sources = {str(s): Path(s).read_text() for s in cell.sources if Path(s).is_file()}
+    short = exp.cut_to(min(duration, exp.duration))
+    blob = {"hhc": __version__, "cell": cell.name, "sources": sources, "candidates": candidates,
+            "tolerance": dataclasses.asdict(tolerance), "backend": backend, "device": device, "sample": sample,
+            "protocol": [(p.duration, sorted(p.inputs.items())) for p in short.protocol],
+            "initial": exp.initial, "size": exp.size, "seed": exp.seed, "precision": exp.precision}
+    return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def choose(exp, cell, backend, device, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, say=print):
+    """Resolve method and/or dt = "auto" on a resolved experiment: the cheapest candidate whose
+    sample run meets the experiment's tolerance against the reference (first 1 s of the protocol),
+    tried cheapest first and cached by model, protocol and tolerance. Never coarser than the
+    tolerance: when nothing meets it, the finest candidate is refused with an error, not used."""
+    from hhc.backends import cache_root, file_lock
+    tol = exp.tolerance
+    tolerance = AdviseTolerance(count=tol.get("count", 0), first_spike=tol.get("first_spike", 0.1e-3),
+                                spike_time=tol.get("spike_time"))
+    candidates = auto_candidates(exp)
+    if not candidates:
+        raise HHCError("dt = \"auto\" found no candidate dt that divides every trace interval "
+                       f"(candidates {', '.join(f'{d * 1e3:g} ms' for d in AUTO_DTS)})",
+                       hint="give the traces an interval that is a multiple of 0.1 ms, or set dt")
+    key = _auto_key(exp, cell, candidates, tolerance, backend, device, sample, duration)
+    path = cache_root() / "advice" / f"{key}.json"
+    with file_lock(path.with_suffix(".lock")):
+        if path.exists():
+            chosen = json.loads(path.read_text())
+            say(f"auto: {chosen['method']} @ {chosen['dt'] * 1e3:g} ms (cached advice {path.name}: "
+                f"{chosen['summary']})")
+        else:
+            chosen = _search(exp, cell, candidates, tolerance, backend, device, sample, duration, say)
+            path.write_text(json.dumps(chosen, indent=2) + "\n")
+    exp = dataclasses.replace(exp, method=chosen["method"]).with_dt(chosen["dt"])
+    return exp, chosen
+
+
+def _search(exp, cell, candidates, tolerance, backend, device, sample, duration, say):
+    from hhc.reference import compute_reference, sample_experiment, sample_indices
+    base = exp.with_dt(PROVISIONAL_DT) if exp.dt_auto else exp    # each trial sets its own dt
+    short = base.cut_to(min(duration, exp.duration))
+    neurons = sample_indices(short.size, sample)
+    say(f"auto: choosing {'method' if exp.method == 'auto' else ''}"
+        f"{' and ' if exp.method == 'auto' and exp.dt_auto else ''}{'dt' if exp.dt_auto else ''} on "
+        f"{len(neurons)} sampled neurons over {short.duration:g} s against the reference "
+        f"(tolerance: count ±{tolerance.count}, first spike ≤ {tolerance.first_spike * 1e3:g} ms"
+        + (f", every spike ≤ {tolerance.spike_time * 1e3:g} ms" if tolerance.spike_time else "") + ")")
+    t0 = time.perf_counter()
+    ref = compute_reference(short, cell, neurons, variables=())
+    ref_trains = _trains(ref["spike_i"], ref["spike_t"], neurons)
+    sample_exp, _ = sample_experiment(short, neurons)
+    sample_exp = dataclasses.replace(sample_exp, traces=())
+    tried = []
+    for method, dt in candidates:
+        trial = run_trial(cell, sample_exp, neurons, ref_trains, method, dt, tolerance, backend, device)
+        verdict = ("failed: " + trial.error if trial.error else
+                   f"{'meets' if trial.ok else 'misses'} (count mismatches {trial.count_mismatches}, "
+                   f"first-spike error {_ms(trial.first_spike_error)} ms)")
+        say(f"  {trial.label:28s} {verdict}")
+        tried.append({"method": method, "dt": dt, "ok": trial.ok, "error": trial.error,
+                      "count_mismatches": trial.count_mismatches, "first_spike_error": trial.first_spike_error,
+                      "spike_time_error": trial.spike_time_error})
+        if trial.ok:
+            summary = (f"identical spike counts on {len(neurons)} sampled neurons over {short.duration:g} s, "
+                       f"first-spike error {_ms(trial.first_spike_error)} ms, largest spike-time error "
+                       f"{_ms(trial.spike_time_error)} ms")
+            return {"method": method, "dt": dt, "summary": summary, "tolerance": dataclasses.asdict(tolerance),
+                    "sample_neurons": neurons.tolist(), "sample_duration": short.duration, "tried": tried,
+                    "search_wall_s": time.perf_counter() - t0}
+    raise HHCError("no candidate method x dt met the tolerance against the reference: "
+                   + "; ".join(f"{r['method']} @ {r['dt'] * 1e3:g} ms" for r in tried),
+                   hint="set method and dt yourself, or loosen [simulation] tolerance")
 
 
 def _trains(spike_i, spike_t, neurons):

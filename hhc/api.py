@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from hhc import __version__, backends, planner
+from hhc import __version__, advise, backends, planner
 from hhc.backends import EmitOptions
 from hhc.compiler import ir, load_model, units
 from hhc.compiler.values import evaluate
@@ -66,8 +66,10 @@ def default_run_dir(exp: Experiment) -> Path:
 
 
 def prepare(experiment, backend=None, device=None, threads=None, duration=None, mpi=None, launcher=None,
-            precision=None):
-    """Load and check everything a run needs, before any simulation: (experiment, cell, estimate)."""
+            precision=None, choose_auto=True, say=None):
+    """Load and check everything a run needs, before any simulation: (experiment, cell, estimate).
+    With choose_auto, method/dt = "auto" are resolved here by the accuracy advisor (on backends that
+    let it choose); otherwise dt = "auto" stands at hhc.advise.PROVISIONAL_DT."""
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     exp = exp.with_backend(backend, device, threads, mpi, launcher)
     if precision is not None:
@@ -77,16 +79,38 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None, 
     model = load_model(exp.model_file)
     cell = model.cell(exp.cell_name)
     exp = resolve(exp, cell)
+    if choose_auto:
+        exp = choose_auto_settings(exp, cell, say or (lambda m: console.print(escape(m))))
+    elif exp.dt_auto:
+        exp = exp.with_dt(advise.PROVISIONAL_DT)
     estimate = planner.estimate(recording_plan(exp))
     return exp, cell, estimate
 
 
+def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
+    """method/dt = "auto": the advisor's cheapest passing choice for backends that name a device
+    to advise on (Backend.advise_device); other backends pick their own method for "auto"."""
+    target_cls = type(backends.get(exp.backend.name))
+    if target_cls.advise_device is None:
+        if exp.dt_auto:
+            say(f"auto: backend {exp.backend.name} chooses its own integrator; dt = \"auto\" stands at "
+                f"{advise.PROVISIONAL_DT * 1e3:g} ms there (set [simulation] dt to change it)")
+            return exp.with_dt(advise.PROVISIONAL_DT)
+        return exp
+    if exp.method != "auto" and not exp.dt_auto:
+        return exp
+    chosen, info = advise.choose(exp, cell, exp.backend.name, target_cls.advise_device, say=say)
+    return dataclasses.replace(chosen, auto_choice=info)
+
+
 def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
-                   quiet: bool = False, mpi=None, launcher=None, precision=None) -> Path:
-    """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir."""
-    exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher, precision)
-    out_dir = Path(out) if out is not None else default_run_dir(exp)
+                   quiet: bool = False, mpi=None, launcher=None, precision=None, choose_auto=True) -> Path:
+    """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir.
+    choose_auto=False leaves method = "auto" to the backend's own default (no advisor run)."""
     say = (lambda *a: None) if quiet else console.print
+    exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher, precision,
+                                  choose_auto=choose_auto, say=None if not quiet else (lambda m: None))
+    out_dir = Path(out) if out is not None else default_run_dir(exp)
     say(f"[bold]{cell.name}[/] × {exp.size:,} neurons, {exp.duration:g} s biological time, dt "
         f"{exp.dt * 1e3:g} ms, method {exp.method}, backend {exp.backend.name}"
         f"{'/' + exp.backend.device if exp.backend.device else ''}"
@@ -114,6 +138,7 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "threads": exp.backend.threads, "mpi_processes": exp.backend.mpi, "experiment": str(Path(exp.path).resolve()),
         "model": str(exp.model_file), "cell": cell.name, "n_neurons": exp.size, "dt": exp.dt,
         "method": exp.method, "duration": exp.duration, "seed": exp.seed, "precision": exp.precision,
+        "auto_choice": exp.auto_choice,
         "protocol": [dataclasses.asdict(p) for p in exp.protocol],
         "recording_estimate_bytes": {"memory": estimate.memory_bytes, "disk": estimate.disk_bytes},
         "warnings": list(exp.warnings), "total_wall_time_s": total_wall,

@@ -37,7 +37,7 @@ class Phase:
 class Traces:
     variables: tuple[str, ...]           # names in generated code: v, m_NaF, I_KA
     neurons: tuple[int, ...]
-    interval: float                      # s
+    interval: float | None               # s; None: every step (filled in once dt = "auto" is chosen)
     windows: tuple[tuple[float, float], ...] | None
 
 
@@ -68,6 +68,15 @@ class Experiment:
     steady_state_after_v: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     precision: str = "float64"           # floating-point type of the state ("float32" where supported)
+    dt_auto: bool = False                # dt = "auto": chosen with the method by the accuracy advisor
+    tolerance: dict = field(default_factory=dict)   # [simulation] tolerance: what "auto" must meet
+    auto_choice: dict | None = None      # how method/dt = "auto" were chosen (hhc.advise.choose)
+
+    def with_dt(self, dt: float) -> "Experiment":
+        """The experiment at a concrete dt (after dt = "auto" is chosen): traces without an interval
+        sample every step."""
+        traces = tuple(dataclasses.replace(tr, interval=dt) if tr.interval is None else tr for tr in self.traces)
+        return dataclasses.replace(self, dt=dt, dt_auto=False, traces=traces)
 
     @property
     def duration(self) -> float:
@@ -76,7 +85,7 @@ class Experiment:
     def fingerprint(self) -> str:
         """What the compiled simulation depends on (not the backend's thread count)."""
         d = {"size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
-             "precision": self.precision,
+             "precision": self.precision, "dt_auto": self.dt_auto,
              "initial": self.initial, "protocol": [(p.duration, sorted(p.inputs.items())) for p in self.protocol],
              "spikes": self.record_spikes if self.record_spikes in (True, None) else list(self.record_spikes),
              "traces": [dataclasses.asdict(t) for t in self.traces]}
@@ -105,6 +114,33 @@ class Experiment:
         return dataclasses.replace(self, backend=BackendSettings(name or b.name, device or kept_device,
                                                                  threads or b.threads, mpi or b.mpi,
                                                                  launcher or b.launcher))
+
+
+TOLERANCE_KEYS = {"count": "spike-count difference allowed per sampled neuron",
+                  "first_spike": "first-spike error, a time",
+                  "spike_time": "error allowed on every matched spike, a time"}
+
+
+def _tolerance(reader, raw) -> dict:
+    """[simulation] tolerance = { count = 0, first_spike = "0.1 ms", spike_time = "0.5 ms" }: what
+    method/dt = "auto" must meet against the reference (default: the advisor's)."""
+    if not isinstance(raw, dict):
+        raise reader.error("[simulation] tolerance must be a table like { first_spike = \"0.1 ms\", count = 0 }")
+    out = {}
+    for key, value in raw.items():
+        if key not in TOLERANCE_KEYS:
+            raise reader.error(f"[simulation] tolerance has no key {key!r}; known: "
+                               + ", ".join(f"{k} ({d})" for k, d in TOLERANCE_KEYS.items()), key)
+        if key == "count":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise reader.error(f"[simulation] tolerance count must be a whole number >= 0, got {value!r}", key)
+            out[key] = value
+        else:
+            seconds = reader.quantity(value, units.TIME, f"[simulation] tolerance {key}", key)
+            if seconds <= 0:
+                raise reader.error(f"[simulation] tolerance {key} must be positive, got {value!r}", value, key)
+            out[key] = seconds
+    return out
 
 
 def _clip_windows(windows, total):
@@ -240,12 +276,17 @@ def load_experiment(path: str | Path) -> Experiment:
         raise reader.error(f"[population] size must be a positive integer, got {size!r}", size, "size")
 
     sim = _table(reader, data, "simulation")
-    _unknown_keys(reader, sim, {"dt", "method", "seed", "precision"}, "simulation")
+    _unknown_keys(reader, sim, {"dt", "method", "seed", "precision", "tolerance"}, "simulation")
     if "dt" not in sim:
-        raise reader.error("[simulation] needs dt, e.g. dt = \"0.01 ms\"")
-    dt = reader.quantity(sim["dt"], units.TIME, "[simulation] dt", "dt")
-    if not 0 < dt <= 1e-3:
-        raise reader.error(f"[simulation] dt = {sim['dt']!r} is out of range (0 < dt <= 1 ms)", sim["dt"], "dt")
+        raise reader.error("[simulation] needs dt, e.g. dt = \"0.01 ms\" (or \"auto\")")
+    dt_auto = sim["dt"] == "auto"
+    if dt_auto:
+        dt = None      # chosen before the run (hhc.api.prepare → hhc.advise.choose)
+    else:
+        dt = reader.quantity(sim["dt"], units.TIME, "[simulation] dt", "dt")
+        if not 0 < dt <= 1e-3:
+            raise reader.error(f"[simulation] dt = {sim['dt']!r} is out of range (0 < dt <= 1 ms)", sim["dt"], "dt")
+    tolerance = _tolerance(reader, sim.get("tolerance", {}))
     method = sim.get("method", "auto")
     if not isinstance(method, str):
         raise reader.error(f"[simulation] method must be a name such as \"rk4\" or \"auto\", got {method!r}")
@@ -300,8 +341,10 @@ def load_experiment(path: str | Path) -> Experiment:
         interval = dt
         if "interval" in tr:
             interval = reader.quantity(tr["interval"], units.TIME, f"{what} interval", "interval")
-            steps = interval / dt
-            if interval < dt * (1 - 1e-9) or abs(steps - round(steps)) > 1e-6:
+            steps = interval / dt if dt else 1.0    # dt = "auto" is chosen to divide every interval
+            if interval <= 0:
+                raise reader.error(f"{what} interval must be positive", tr["interval"], "interval")
+            if dt and (interval < dt * (1 - 1e-9) or abs(steps - round(steps)) > 1e-6):
                 raise reader.error(f"{what} interval {tr['interval']!r} must be a whole multiple of dt "
                                    f"({sim['dt']})", tr["interval"], "interval")
         windows = None
@@ -329,7 +372,8 @@ def load_experiment(path: str | Path) -> Experiment:
         path=str(path), model_file=model_file, cell_name=model.get("cell"), size=size, dt=dt, method=method,
         seed=seed, initial={str(k): v for k, v in initial.items()},
         protocol=tuple(Phase(d, dict(inp)) for d, inp in phases),   # inputs resolved against the cell later
-        record_spikes=record_spikes, traces=tuple(traces), precision=precision,
+        record_spikes=record_spikes, traces=tuple(traces), precision=precision, dt_auto=dt_auto,
+        tolerance=tolerance,
         backend=BackendSettings(backend.get("name", "brian2"), backend.get("device"), threads,
                                 backend.get("mpi"), backend.get("launcher")))
     exp_reader_cache[exp.path] = reader

@@ -311,7 +311,7 @@ def reference_run(experiment, *, sample=10, neurons=None, out=None, method=DEFAU
     """Load an experiment, compute the reference for a sample and write it as an hhc result."""
     from hhc.api import prepare
     from hhc.results import write_results
-    exp, cell, _ = prepare(experiment, duration=duration)
+    exp, cell, _ = prepare(experiment, duration=duration, choose_auto=False)
     if neurons is None:
         neurons = sample_indices(exp.size, sample)
     neurons = np.asarray(sorted(set(int(n) for n in neurons)), dtype=np.int64)

@@ -136,7 +136,7 @@ def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="au
         refs = {}
         for level, factor in LEVELS:
             exp, _, _ = prepare(base_experiment(model_file, cell, factor * rheobase, dt=dt, method=method,
-                                                tag=f"validate-{level}"))
+                                                tag=f"validate-{level}"), choose_auto=False)
             ref = compute_reference(exp, cell, np.arange(exp.size), variables=("v",))
             ref_dir = (out or Path(".")) / "reference" / cell.name / level
             if out is None:
@@ -156,7 +156,7 @@ def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="au
                     if run_dir is None:
                         import tempfile
                         run_dir = Path(tempfile.mkdtemp(prefix="hhc-validate-")) / level
-                    run_experiment(exp, out=run_dir, quiet=True)
+                    run_experiment(exp, out=run_dir, quiet=True, choose_auto=False)
                     pair = compare_results(load_results(refs[level][1]), load_results(run_dir), tol,
                                            "reference", spec, distances=False)
                     diffs = pair.all_diffs()

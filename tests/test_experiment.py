@@ -133,8 +133,8 @@ def test_duration_cuts_the_protocol(tmp_path):
 
 
 def test_seed_job_file_plans_within_memory(root):
-    exp, cell, estimate = prepare(root / "examples" / "kenyon_50k_50s.toml")
-    assert exp.size == 50000 and exp.dt == pytest.approx(1e-5)
+    exp, cell, estimate = prepare(root / "examples" / "kenyon_50k_50s.toml", choose_auto=False)
+    assert exp.size == 50000 and exp.method == "auto" and exp.dt == pytest.approx(1e-5)   # provisional dt
     assert exp.duration == pytest.approx(50.05)
     assert estimate.memory_bytes < 8e9
 
@@ -159,7 +159,7 @@ def test_unknown_method_is_refused(tmp_path, cli):
 
 
 def test_backend_override_drops_the_other_backends_device(root):
-    exp, _, _ = prepare(root / "examples" / "kenyon_50k_50s.toml", backend="nest")
+    exp, _, _ = prepare(root / "examples" / "kenyon_50k_50s.toml", backend="nest", choose_auto=False)
     assert exp.backend.name == "nest" and exp.backend.device is None and exp.backend.threads == 2
-    same, _, _ = prepare(root / "examples" / "kenyon_50k_50s.toml", backend="brian2")
+    same, _, _ = prepare(root / "examples" / "kenyon_50k_50s.toml", backend="brian2", choose_auto=False)
     assert same.backend.device == "cpp_standalone"
