@@ -197,6 +197,26 @@ _CPP_REPORT = ('std::cout << "HHC-PROGRESS " << start << " " << duration << " " 
 _OMP_FOR = "#pragma omp parallel for schedule(static)"
 
 
+def _make_chunked_main(build_dir: Path, n_monitors: int):
+    """Make main.cpp run one chunk: its duration from $HHC_CHUNK_DURATION, and trace monitor k
+    left out of the network when $HHC_TRACES_k_OFF is set (the chunk is outside its windows)."""
+    import re
+    path = build_dir / "main.cpp"
+    text = path.read_text()
+    helper = ("static double hhc_chunk_duration(double fallback) {\n"
+              "    const char* s = std::getenv(\"HHC_CHUNK_DURATION\"); return s ? std::strtod(s, nullptr) : fallback; }\n")
+    text = text.replace("int main(int argc, char **argv)", helper + "int main(int argc, char **argv)", 1)
+    text, runs = re.subn(r"network\.run\(([^,]+),", r"network.run(hhc_chunk_duration(\1),", text)
+    for k in range(n_monitors):
+        text, n = re.subn(rf"(\n\s*)(network\.add\(&traces_{k}_clock, [^;]+;)",
+                          rf'\1if (!std::getenv("HHC_TRACES_{k}_OFF")) \2', text)
+        if n != 1:
+            raise HHCError(f"cannot make Brian2's main.cpp run in chunks (trace monitor {k} found {n} times)")
+    if runs != 1:
+        raise HHCError(f"cannot make Brian2's main.cpp run in chunks ({runs} network runs, expected 1)")
+    path.write_text(text)
+
+
 def _vectorise_state_update(build_dir: Path) -> int:
     """Ask for SIMD on the neuron loop of the state updaters only (their iterations are
     independent; the thresholder's are not). With -fopenmp and finite math, gcc then calls
@@ -393,62 +413,178 @@ class Brian2Backend(Backend):
                            f"(first: neuron {int(np.argmax(bad))}); try a smaller dt or another method")
 
     # ---- cpp_standalone ----------------------------------------------------------------------
+    # One binary runs the experiment as a series of chunks (each one process run): the chunk's
+    # duration, inputs and starting state are given on its command line, and each trace monitor
+    # can be switched off for chunks outside its windows. After every chunk its spikes, samples and
+    # final state are written as a segment (hhc.segments), so a killed run keeps what it had and
+    # `hhc run --resume` continues from the last segment; memory holds one chunk's recordings.
+
+    def _chunks(self, experiment, segment: float):
+        """(start, duration, inputs, active monitors) pieces of at most `segment` seconds, cut at
+        phase and window edges, each a whole number of steps (of every trace interval where possible)."""
+        import math
+        dt = experiment.dt
+        grid = 1
+        for tr in experiment.traces:
+            grid = math.lcm(grid, max(1, round(tr.interval / dt)))
+        chunks = []
+        for start, duration, inputs, active in self._segments(experiment):
+            steps = round(duration / dt)
+            pieces = max(1, math.ceil(duration / segment - 1e-9))
+            per = max(grid, (steps // pieces) // grid * grid) if steps >= grid * pieces else steps
+            done = 0
+            while done < steps:
+                n = per if steps - done >= 2 * per else steps - done   # the remainder joins the last piece
+                chunks.append((start + done * dt, n * dt, inputs, active))
+                done += n
+        return chunks
+
+    @staticmethod
+    def _build_dir(module, experiment, method, threads, fast) -> Path:
+        """The cached project of one chunk binary: what the binary depends on (not the protocol or
+        the initial values, which each chunk gets on its command line)."""
+        import brian2 as b2
+        key = hashlib.sha1(json.dumps({
+            "module": Path(module.__file__).read_text(), "size": experiment.size, "dt": experiment.dt,
+            "method": method, "threads": threads, "brian2": b2.__version__, "fast": fast, "layout": 2,
+            "precision": experiment.precision, "spikes": experiment.record_spikes is not None,
+            "traces": [(tr.variables, tr.neurons, tr.interval) for tr in experiment.traces]},
+            sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return cache_root() / "brian2-standalone" / key
+
+    def _standalone_binary(self, build_dir, module, experiment, method, threads, fast):
+        """Build (or reuse) the chunk binary in build_dir: returns (group, spikes, monitors, info)."""
+        import brian2 as b2
+        b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
+        b2.device.reinit()
+        b2.device.activate(directory=str(build_dir), build_on_run=False)
+        b2.prefs.devices.cpp_standalone.openmp_threads = threads
+        net, group, spikes, monitors = self._build_network(module, experiment, method)
+        net.run(experiment.dt * b2.second)        # its duration is replaced by the chunk's at run time
+        info = {"build_dir": str(build_dir), "build_reused": (build_dir / "main").exists(), "compile_time_s": 0.0,
+                "compile_flags": self._compile_flags(fast), "vectorised_loops": 0}
+        t0 = time.perf_counter()
+        b2.prefs.codegen.cpp.extra_compile_args_gcc = info["compile_flags"]
+        b2.device.build(directory=str(build_dir), compile=False, run=False, with_output=False)
+        if not info["build_reused"]:
+            info["vectorised_loops"] = _vectorise_state_update(build_dir) if fast else 0
+            _make_chunked_main(build_dir, len(monitors))
+            from brian2.codegen.cpp_prefs import get_compiler_and_args
+            b2.device.compile_source(str(build_dir), get_compiler_and_args()[0], False, False)
+            info["compile_time_s"] = time.perf_counter() - t0
+        return group, spikes, monitors, info
+
     def _run_standalone(self, module, experiment, method, out_dir, progress):
         import brian2 as b2
         import numpy as np
+
+        from hhc.segments import Segment, SegmentStore
         threads = int(experiment.backend.threads or 1)
         fast = os.environ.get("HHC_BRIAN2_FAST", "1") != "0"
-        key = hashlib.sha1(json.dumps({
-            "module": Path(module.__file__).read_text(), "experiment": experiment.fingerprint(),
-            "method": method, "threads": threads, "brian2": b2.__version__, "fast": fast},
-            sort_keys=True).encode()
-        ).hexdigest()[:16]
-        build_dir = cache_root() / "brian2-standalone" / key
-        with file_lock(build_dir / ".hhc-lock"):
-            reused = (build_dir / "main").exists()
-            b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
-            b2.device.reinit()
-            b2.device.activate(directory=str(build_dir), build_on_run=False)
-            b2.prefs.devices.cpp_standalone.openmp_threads = threads
-            b2.prefs.devices.cpp_standalone.run_cmd_unix = [sys.executable, "-m", "hhc.progress_pipe", "./main"]
-            try:
-                net, group, spikes, monitors = self._build_network(module, experiment, method)
-                for start, duration, inputs, active in self._segments(experiment):
+        segment_len = float(experiment.segment or 1.0)
+        chunks = self._chunks(experiment, segment_len)
+        store = SegmentStore(out_dir, f"{experiment.fingerprint()} {method} {segment_len!r}")
+        first, state = store.resume_point()
+        states = list(module.STATES) + ["not_refractory"]
+        if state is None:          # the experiment's initial values, gates at steady state from v
+            state = self._initial_state(module, experiment)
+        build_dir = self._build_dir(module, experiment, method, threads, fast)
+        try:
+            with file_lock(build_dir / ".hhc-lock"):
+                group, spikes, monitors, info = self._standalone_binary(build_dir, module, experiment, method,
+                                                                        threads, fast)
+                wall = 0.0
+                if progress is not None and first:
+                    progress(chunks[first - 1][0] + chunks[first - 1][1])
+                for index in range(first, len(chunks)):
+                    start, duration, inputs, active = chunks[index]
+                    run_args = {getattr(group, name): b2.Quantity(values, dim=group.variables[name].dim)
+                                if not group.variables[name].dim.is_dimensionless else np.asarray(values)
+                                for name, values in state.items()}
                     for name, value in inputs.items():
-                        setattr(group, name, value * b2.amp)
-                    for mon, on in zip(monitors, active):
-                        mon.active = on
-                    net.run(duration * b2.second, report=_CPP_REPORT, report_period=1 * b2.second)
-                t0 = time.perf_counter()
-                env_total = sum(p.duration for p in experiment.protocol)
-                os.environ["HHC_PROGRESS_TOTAL"] = repr(env_total)
-                flags = self._compile_flags(fast)
-                b2.prefs.codegen.cpp.extra_compile_args_gcc = flags
-                b2.device.build(directory=str(build_dir), compile=False, run=False, with_output=False)
-                vectorised = _vectorise_state_update(build_dir) if fast else 0
-                from brian2.codegen.cpp_prefs import get_compiler_and_args
-                b2.device.compile_source(str(build_dir), get_compiler_and_args()[0], False, False)
-                compile_time = time.perf_counter() - t0
-                t1 = time.perf_counter()
-                try:
-                    b2.device.run(directory=str(build_dir), with_output=True)
-                except RuntimeError as exc:
-                    raise HHCError(f"the compiled simulation failed: {exc}") from None
-                wall = time.perf_counter() - t1
-                v = np.asarray(group.v_[:])
-                if not np.isfinite(v).all():
-                    raise HHCError(f"the simulation blew up: v is NaN or infinite in "
-                                   f"{int((~np.isfinite(v)).sum())} neurons; try a smaller dt or another method")
-                spike_i, spike_t, groups = self._collect(experiment, spikes, monitors)
-            finally:
-                b2.device.reinit()
-                b2.set_device("runtime")
-        return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups,
-                "meta": {"device": "cpp_standalone", "method": method, "threads": threads,
-                         "precision": experiment.precision,
-                         "wall_time_s": wall, "compile_time_s": compile_time, "build_dir": str(build_dir),
-                         "build_reused": reused, "brian2_version": b2.__version__,
-                         "compile_flags": flags, "vectorised_loops": vectorised}}
+                        run_args[getattr(group, name)] = value * b2.amp
+                    env = {"HHC_CHUNK_DURATION": repr(duration)}
+                    env.update({f"HHC_TRACES_{k}_OFF": "1" for k, on in enumerate(active) if not on})
+                    b2.device.run_environment_variables.clear()
+                    b2.device.run_environment_variables.update(env)
+                    for var in b2.device.array_cache:    # every value comes from this chunk's results
+                        b2.device.array_cache[var] = None
+                    for mon in monitors:                 # Brian2 sizes 2-d records from the last read
+                        for var in mon.variables.values():
+                            if isinstance(getattr(var, "size", None), tuple) and len(var.size) == 2:
+                                var.size = (0, var.size[1])
+                    t1 = time.perf_counter()
+                    try:
+                        b2.device.run(directory=str(build_dir), with_output=True, run_args=run_args)
+                    except RuntimeError as exc:
+                        raise HHCError(f"the compiled simulation failed in the chunk at {start:g} s: {exc}") from None
+                    finally:
+                        for name in env:                 # Brian2 leaves them in os.environ
+                            os.environ.pop(name, None)
+                    wall += time.perf_counter() - t1
+                    for name in b2.device.run_args_arrays:      # the chunk's inputs: not needed again
+                        Path(build_dir, "static_arrays", name).unlink(missing_ok=True)
+                    state = {name: np.array(getattr(group, name + "_")[:]) if name != "not_refractory"
+                             else np.array(group.not_refractory[:]) for name in states}
+                    bad = ~np.isfinite(state["v"])
+                    if bad.any():
+                        raise HHCError(f"the simulation blew up between {start:g} s and {start + duration:g} s: v is "
+                                       f"NaN or infinite in {int(bad.sum())} neurons (first: neuron "
+                                       f"{int(np.argmax(bad))}); try a smaller dt or another method")
+                    spike_i, spike_t, groups = self._collect(experiment, spikes, monitors)
+                    # absolute times as Brian2's clocks spell them (step x dt), chunk by chunk
+                    dt = experiment.dt
+                    spike_t = (round(start / dt) + np.round(spike_t / dt)) * dt
+                    for g, (tr, on) in enumerate(zip(experiment.traces, active)):
+                        iv = tr.interval
+                        groups[g]["t"] = (round(start / iv) + np.round(groups[g]["t"] / iv)) * iv
+                        keep = self._in_windows(tr, groups[g]["t"], start + duration) if on else \
+                            np.zeros(len(groups[g]["t"]), bool)
+                        groups[g] = {"t": groups[g]["t"][keep],
+                                     "variables": {v: a[keep] for v, a in groups[g]["variables"].items()}}
+                    store.write(Segment(index, start, start + duration, spike_i, spike_t, groups, state))
+                    if progress is not None:
+                        progress(start + duration)
+        finally:
+            b2.device.run_environment_variables.clear()
+            b2.device.reinit()
+            b2.set_device("runtime")
+        spike_i, spike_t, groups = store.merge(experiment.traces)
+        meta = {"device": "cpp_standalone", "method": method, "threads": threads, "precision": experiment.precision,
+                "wall_time_s": wall, "brian2_version": b2.__version__, "segments": len(chunks),
+                "segment_length_s": segment_len, "resumed_from_segment": first or None}
+        meta.update(info)
+        return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups, "meta": meta}
+
+    @staticmethod
+    def _in_windows(tr, t, chunk_stop):
+        import numpy as np
+        keep = t < chunk_stop - 1e-12
+        if tr.windows is not None:
+            inside = np.zeros(len(t), bool)
+            for a, b in tr.windows:
+                inside |= (t >= a - 1e-12) & (t < b - 1e-12)
+            keep &= inside
+        return keep
+
+    @staticmethod
+    def _initial_state(module, experiment):
+        """State arrays at t = 0 from the experiment's initial values, computed by Brian2's runtime
+        (the same expressions the module's INITIAL_VALUES give, steady states from the initial v)."""
+        import brian2 as b2
+        import numpy as np
+        b2.set_device("runtime")
+        b2.prefs.codegen.target = "numpy"       # a few expressions, once: not worth a Cython build
+        b2.start_scope()
+        group = module.build_neurons(experiment.size, method="euler", name="hhc_initial")
+        group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
+        for state in module.STATES[1:]:
+            values = experiment.initial_arrays.get(state)
+            setattr(group, state, f"{state}_inf" if values is None else np.asarray(values))
+        out = {name: np.array(getattr(group, name + "_")[:]) for name in module.STATES}
+        b2.prefs.codegen.target = "auto"
+        out["not_refractory"] = np.ones(experiment.size, dtype=bool)
+        return out
 
     @staticmethod
     def _compile_flags(fast: bool) -> list[str]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from hhc.compiler.values import evaluate
 from hhc.errors import HHCError
 from hhc.experiment import Experiment, load_experiment, resolve
 from hhc.progress import ProgressBar
+from hhc.segments import SEGMENT_DIR
 from hhc.results import write_results
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,6 +90,22 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None, 
     return exp, cell, estimate
 
 
+RUN_SETTINGS = "run.json"
+
+
+def _resume_settings(run_dir: Path) -> dict:
+    path = run_dir / RUN_SETTINGS
+    if not path.exists():
+        raise HHCError(f"cannot resume {run_dir}: it has no {RUN_SETTINGS} (not a run directory started by "
+                       f"`hhc run` with an experiment file)")
+    if (run_dir / "meta.json").exists() and not (run_dir / SEGMENT_DIR).exists():
+        raise HHCError(f"{run_dir} holds a finished run; nothing to resume")
+    settings = json.loads(path.read_text())
+    if not Path(settings["experiment"]).exists():
+        raise HHCError(f"cannot resume {run_dir}: its experiment file {settings['experiment']} is gone")
+    return settings
+
+
 def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
     """method/dt = "auto": the advisor's cheapest passing choice for backends that name a device
     to advise on (Backend.advise_device); other backends pick their own method for "auto"."""
@@ -104,10 +123,18 @@ def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
 
 
 def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
-                   quiet: bool = False, mpi=None, launcher=None, precision=None, choose_auto=True) -> Path:
+                   quiet: bool = False, mpi=None, launcher=None, precision=None, choose_auto=True,
+                   resume=None) -> Path:
     """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir.
-    choose_auto=False leaves method = "auto" to the backend's own default (no advisor run)."""
+    choose_auto=False leaves method = "auto" to the backend's own default (no advisor run).
+    resume=DIR continues an interrupted run in DIR from its last written segment, with the settings
+    it was started with."""
     say = (lambda *a: None) if quiet else console.print
+    if resume is not None:
+        settings = _resume_settings(Path(resume))
+        experiment, out = settings.pop("experiment"), resume
+        backend, device, threads, duration, mpi, launcher, precision = (
+            settings[k] for k in ("backend", "device", "threads", "duration", "mpi", "launcher", "precision"))
     exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher, precision,
                                   choose_auto=choose_auto, say=None if not quiet else (lambda m: None))
     out_dir = Path(out) if out is not None else default_run_dir(exp)
@@ -129,6 +156,13 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         raise HHCError(f"backend {exp.backend.name} runs in {', '.join(type(target).precisions)} only, not "
                        f"{exp.precision}", hint="drop --float32 / precision, or use the brian2 backend")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        shutil.rmtree(out_dir / SEGMENT_DIR, ignore_errors=True)     # an older run's segments are not ours
+        if isinstance(experiment, (str, Path)):
+            (out_dir / RUN_SETTINGS).write_text(json.dumps({
+                "experiment": str(Path(experiment).resolve()), "backend": backend, "device": device,
+                "threads": threads, "duration": duration, "mpi": mpi, "launcher": launcher,
+                "precision": precision}, indent=1) + "\n")
     started = time.perf_counter()
     with ProgressBar(exp.duration, "simulating") as bar:
         result = target.run(cell, exp, out_dir, progress=bar.update)
@@ -152,6 +186,7 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
     meta.update(result["meta"])
     write_results(out_dir, spike_i=result["spike_i"], spike_t=result["spike_t"], traces=result["traces"],
                   meta=meta)
+    shutil.rmtree(out_dir / SEGMENT_DIR, ignore_errors=True)          # merged into the results now
     n_spikes = len(result["spike_t"])
     wall = meta.get("wall_time_s", total_wall)
     say(f"done: {n_spikes:,} spikes; simulation wall time {wall:.2f} s "

@@ -52,8 +52,10 @@ def check(chan_file):
 
 
 @cli.command()
-@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.argument("experiment", type=click.Path(dir_okay=False), required=False)
 @click.option("--out", type=click.Path(file_okay=False), help="Result directory (default: runs/<name>-<time>).")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True),
+              help="Continue the interrupted run in this directory from its last segment (same settings).")
 @click.option("--backend", help="Override [backend] name.")
 @click.option("--device", help="Override [backend] device (brian2: runtime, cpp_standalone).")
 @click.option("--threads", type=click.IntRange(min=1), help="Override [backend] threads (OpenMP).")
@@ -62,12 +64,21 @@ def check(chan_file):
 @click.option("--launcher", help='Command that starts the MPI processes instead of mpirun, e.g. "srun -n 64".')
 @click.option("--float32", "float32", is_flag=True,
               help="Single-precision state (brian2 devices); `hhc compare` against a float64 run shows its accuracy.")
-def run(experiment, out, backend, device, threads, duration, mpi, launcher, float32):
-    """Run EXPERIMENT (a TOML file) and write spikes.npz, traces.npz and meta.json."""
+def run(experiment, out, resume, backend, device, threads, duration, mpi, launcher, float32):
+    """Run EXPERIMENT (a TOML file) and write spikes.npz, traces.npz and meta.json.
+
+    Long runs write their results in segments as they go (brian2 cpp_standalone); a run that was
+    killed continues with `hhc run --resume DIR`."""
     from hhc.api import run_experiment
+    if resume is not None:
+        if experiment or out or backend or device or threads or duration or mpi or launcher or float32:
+            raise click.UsageError("--resume DIR takes no other arguments: the run continues with the settings "
+                                   "it was started with (DIR/run.json)")
+    elif experiment is None:
+        raise click.UsageError("give an EXPERIMENT file (or --resume DIR)")
     out_dir = run_experiment(experiment, out=out, backend=backend, device=device, threads=threads,
                              duration=duration, mpi=mpi, launcher=launcher,
-                             precision="float32" if float32 else None)
+                             precision="float32" if float32 else None, resume=resume)
     click.echo(str(out_dir))
 
 

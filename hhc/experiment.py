@@ -71,6 +71,7 @@ class Experiment:
     dt_auto: bool = False                # dt = "auto": chosen with the method by the accuracy advisor
     tolerance: dict = field(default_factory=dict)   # [simulation] tolerance: what "auto" must meet
     auto_choice: dict | None = None      # how method/dt = "auto" were chosen (hhc.advise.choose)
+    segment: float | None = None         # s: results are written every this much biological time
 
     def with_dt(self, dt: float) -> "Experiment":
         """The experiment at a concrete dt (after dt = "auto" is chosen): traces without an interval
@@ -321,7 +322,13 @@ def load_experiment(path: str | Path) -> Experiment:
         phases.append((duration, inputs_raw))
 
     record = _table(reader, data, "record", required=False)
-    _unknown_keys(reader, record, {"spikes", "traces"}, "record")
+    _unknown_keys(reader, record, {"spikes", "traces", "segment"}, "record")
+    segment = None
+    if "segment" in record:
+        segment = reader.quantity(record["segment"], units.TIME, "[record] segment", "segment")
+        if segment <= 0:
+            raise reader.error(f"[record] segment must be a positive time, got {record['segment']!r}",
+                               record["segment"], "segment")
     spikes_raw = record.get("spikes", "all")
     record_spikes = None if spikes_raw == "none" else _neuron_list(reader, spikes_raw, size, "[record] spikes")
     traces = []
@@ -373,7 +380,7 @@ def load_experiment(path: str | Path) -> Experiment:
         seed=seed, initial={str(k): v for k, v in initial.items()},
         protocol=tuple(Phase(d, dict(inp)) for d, inp in phases),   # inputs resolved against the cell later
         record_spikes=record_spikes, traces=tuple(traces), precision=precision, dt_auto=dt_auto,
-        tolerance=tolerance,
+        tolerance=tolerance, segment=segment,
         backend=BackendSettings(backend.get("name", "brian2"), backend.get("device"), threads,
                                 backend.get("mpi"), backend.get("launcher")))
     exp_reader_cache[exp.path] = reader

@@ -119,3 +119,52 @@ def test_python_api_mirrors_the_cli(tmp_path):
 def hhc_model():
     from conftest import ROOT
     return ROOT / "models" / "kenyon_cell.chan"
+
+
+@pytest.mark.slow
+def test_a_killed_run_keeps_its_segments_and_resumes_to_the_same_result(tmp_path, cli):
+    """Kill `hhc run` (SIGKILL, the whole process group) after a few segments are written; the
+    segments written so far stay readable, and `hhc run --resume` finishes with exactly the spikes
+    and traces of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    body = EXPERIMENT.format(size=3000, long="550 ms", traced=2).replace(
+        'spikes = "all"', 'spikes = "all"\nsegment = "25 ms"')
+    exp = write_experiment(tmp_path / "exp.toml", body)
+    whole = cli("run", exp, "--device", "cpp_standalone", "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    assert not (tmp_path / "whole" / "segments").exists()        # merged and removed at the end
+
+    exe = Path(sys.executable).with_name("hhc")
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([str(exe), "run", str(exp), "--device", "cpp_standalone", "--out", str(run_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    manifest = run_dir / "segments" / "manifest.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and len(json.loads(manifest.read_text())["segments"]) >= 4:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "meta.json").exists()
+    kept = json.loads(manifest.read_text())["segments"]
+    assert 4 <= len(kept) < 24
+    first = np.load(run_dir / "segments" / kept[0]["file"])
+    assert kept[0]["start"] == 0 and len(first["spike_i"]) == len(first["spike_t"])
+
+    resumed = cli("run", "--resume", run_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = hhc.load_results(tmp_path / "whole"), hhc.load_results(run_dir)
+    assert b.meta["resumed_from_segment"] >= 4 and b.meta["segments"] == a.meta["segments"]
+    ia, ta = sorted_spikes(a)
+    ib, tb = sorted_spikes(b)
+    assert len(ta) > 3000 and np.array_equal(ia, ib) and np.array_equal(ta, tb)
+    assert np.array_equal(a.trace("v")[2], b.trace("v")[2])
+    assert cli("run", "--resume", run_dir).returncode == 1                      # finished: nothing to resume
