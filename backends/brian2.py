@@ -178,7 +178,8 @@ def module_filename(cell: ir.Cell) -> str:
 
 def import_generated(path: Path):
     """Import a generated module from its file, under a name unique to its content."""
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+    # by content and place: a module imported from a since-deleted temporary folder is not reused
+    digest = hashlib.sha1(path.read_bytes() + str(path.resolve()).encode()).hexdigest()[:12]
     name = f"hhc_generated_{path.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
@@ -577,6 +578,7 @@ class Brian2Backend(Backend):
         b2.prefs.codegen.target = "numpy"       # a few expressions, once: not worth a Cython build
         b2.start_scope()
         group = module.build_neurons(experiment.size, method="euler", name="hhc_initial")
+        group._network = "hhc-initial-values"   # never run by design: no "unused object" warning
         group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
         for state in module.STATES[1:]:
             values = experiment.initial_arrays.get(state)

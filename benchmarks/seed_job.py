@@ -63,8 +63,13 @@ def run_hhc(n: int, duration: float, threads: int, out: Path) -> dict:
     text = text.replace("threads = 2", f"threads = {threads}")
     exp.write_text(text)
     env = dict(os.environ, HHC_PROGRESS="0")
-    subprocess.run([str(Path(sys.executable).with_name("hhc")), "run", str(exp), "--duration", f"{duration} s",
-                    "--out", str(out / "hhc")], check=True, env=env, capture_output=True, text=True)
+    done = subprocess.run([str(Path(sys.executable).with_name("hhc")), "run", str(exp), "--duration", f"{duration} s",
+                           "--out", str(out / "hhc")], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"hhc run failed:\n{done.stdout}\n{done.stderr}")
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.startswith("auto:") or " @ " in line[:40]:
+            print("(b) " + line.strip(), flush=True)
     meta = json.loads((out / "hhc" / "meta.json").read_text())
     return {"wall": meta["wall_time_s"], "method": meta["method"], "dt": meta["dt"], "exp": exp}
 

@@ -77,15 +77,19 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None, 
     exp = exp.with_backend(backend, device, threads, mpi, launcher)
     if precision is not None:
         exp = dataclasses.replace(exp, precision=precision)
-    if duration is not None:
-        exp = exp.cut_to(parse_duration(duration) if isinstance(duration, str) else float(duration))
+    cut = None if duration is None else (parse_duration(duration) if isinstance(duration, str) else float(duration))
+    if cut is not None and cut <= 0:
+        raise HHCError(f"--duration must be positive, got {duration}")
     model = load_model(exp.model_file)
     cell = model.cell(exp.cell_name)
     exp = resolve(exp, cell)
+    # "auto" is chosen for the experiment as written (its first second), not for a --duration cut of it
     if choose_auto:
         exp = choose_auto_settings(exp, cell, say or (lambda m: console.print(escape(m))))
     elif exp.dt_auto:
         exp = exp.with_dt(advise.PROVISIONAL_DT)
+    if cut is not None:
+        exp = exp.cut_to(cut)
     estimate = planner.estimate(recording_plan(exp))
     return exp, cell, estimate
 
