@@ -92,6 +92,12 @@ class Backend(ABC):
     def run(self, cell, experiment, out_dir: Path, progress=None) -> dict:
         raise HHCError(f"backend '{self.name}' can generate code but cannot run experiments yet")
 
+    def memory_model(self, experiment, n_states: int) -> dict:
+        """The run's memory besides its recordings, for the planner: {"baseline": bytes of the
+        process with the simulator loaded, "state": bytes of the neurons' state, "segment": seconds
+        of recordings held in memory at a time, or None when all are held to the end}. Unknown: 0."""
+        return {"baseline": 0, "state": 0, "segment": None}
+
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """None when the simulator can run on this machine, else what is missing."""

@@ -205,8 +205,14 @@ def _make_chunked_main(build_dir: Path, n_monitors: int):
     path = build_dir / "main.cpp"
     text = path.read_text()
     helper = ("static double hhc_chunk_duration(double fallback) {\n"
-              "    const char* s = std::getenv(\"HHC_CHUNK_DURATION\"); return s ? std::strtod(s, nullptr) : fallback; }\n")
+              "    const char* s = std::getenv(\"HHC_CHUNK_DURATION\"); return s ? std::strtod(s, nullptr) : fallback; }\n"
+              "static int hhc_threads(int fallback) {\n"
+              "    const char* s = std::getenv(\"HHC_THREADS\"); return s ? std::atoi(s) : fallback; }\n")
     text = text.replace("int main(int argc, char **argv)", helper + "int main(int argc, char **argv)", 1)
+    # the thread count is the run's, not the build's: one binary serves every --threads (and hhc tune)
+    text, n_threads = re.subn(r"omp_set_num_threads\((\d+)\);", r"omp_set_num_threads(hhc_threads(\1));", text)
+    if n_threads != 1:
+        raise HHCError(f"cannot set the thread count of Brian2's main.cpp at run time ({n_threads} places)")
     text, runs = re.subn(r"network\.run\(([^,]+),", r"network.run(hhc_chunk_duration(\1),", text)
     for k in range(n_monitors):
         text, n = re.subn(rf"(\n\s*)(network\.add\(&traces_{k}_clock, [^;]+;)",
@@ -305,6 +311,19 @@ class Brian2Backend(Backend):
                                f"{type(cause).__name__}: {cause}",
                                hint="the generated module is in " + str(module_path)) from None
             raise
+
+    # Measured here (Python 3.11, Brian2 2.9, numpy 2.3; `hhc run`, meta.json peak_memory_bytes):
+    # the process peaks at about 195 MB with a tiny population on cpp_standalone (155 MB on runtime),
+    # and each neuron adds about 4 copies of its state (the group's arrays, the chunk's command-line
+    # arrays, the results read back, the segment written): 200,000 Kenyon cells added 72 MB.
+    _BASELINE = {"runtime": 155e6, "cpp_standalone": 195e6}
+    _STATE_COPIES = 4
+
+    def memory_model(self, experiment, n_states: int) -> dict:
+        device = experiment.backend.device or "runtime"
+        return {"baseline": int(self._BASELINE.get(device, 195e6)),
+                "state": int(experiment.size * (n_states + 2) * 8 * self._STATE_COPIES),
+                "segment": float(experiment.segment or 1.0) if device == "cpp_standalone" else None}
 
     # ---- shared: network construction --------------------------------------------------------
     def _build_network(self, module, experiment, method):
@@ -447,7 +466,7 @@ class Brian2Backend(Backend):
         import brian2 as b2
         key = hashlib.sha1(json.dumps({
             "module": Path(module.__file__).read_text(), "size": experiment.size, "dt": experiment.dt,
-            "method": method, "threads": threads, "brian2": b2.__version__, "fast": fast, "layout": 2,
+            "method": method, "brian2": b2.__version__, "fast": fast, "layout": 3,
             "precision": experiment.precision, "spikes": experiment.record_spikes is not None,
             "traces": [(tr.variables, tr.neurons, tr.interval) for tr in experiment.traces]},
             sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -459,7 +478,7 @@ class Brian2Backend(Backend):
         b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
         b2.device.reinit()
         b2.device.activate(directory=str(build_dir), build_on_run=False)
-        b2.prefs.devices.cpp_standalone.openmp_threads = threads
+        b2.prefs.devices.cpp_standalone.openmp_threads = max(threads, 1)   # OpenMP code; count set per run
         net, group, spikes, monitors = self._build_network(module, experiment, method)
         net.run(experiment.dt * b2.second)        # its duration is replaced by the chunk's at run time
         info = {"build_dir": str(build_dir), "build_reused": (build_dir / "main").exists(), "compile_time_s": 0.0,
@@ -482,7 +501,7 @@ class Brian2Backend(Backend):
         from hhc.segments import Segment, SegmentStore
         threads = int(experiment.backend.threads or 1)
         fast = os.environ.get("HHC_BRIAN2_FAST", "1") != "0"
-        segment_len = float(experiment.segment or 1.0)
+        segment_len = self.memory_model(experiment, 0)["segment"]
         chunks = self._chunks(experiment, segment_len)
         store = SegmentStore(out_dir, f"{experiment.fingerprint()} {method} {segment_len!r}")
         first, state = store.resume_point()
@@ -504,7 +523,7 @@ class Brian2Backend(Backend):
                                 for name, values in state.items()}
                     for name, value in inputs.items():
                         run_args[getattr(group, name)] = value * b2.amp
-                    env = {"HHC_CHUNK_DURATION": repr(duration)}
+                    env = {"HHC_CHUNK_DURATION": repr(duration), "HHC_THREADS": str(threads)}
                     env.update({f"HHC_TRACES_{k}_OFF": "1" for k, on in enumerate(active) if not on})
                     b2.device.run_environment_variables.clear()
                     b2.device.run_environment_variables.update(env)

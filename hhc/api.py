@@ -54,12 +54,17 @@ def parse_duration(text: str) -> float:
     return float(value)
 
 
-def recording_plan(exp: Experiment) -> planner.RecordingPlan:
+def recording_plan(exp: Experiment, cell=None) -> planner.RecordingPlan:
     spike_neurons = (exp.size if exp.record_spikes is True else
                      0 if exp.record_spikes is None else len(exp.record_spikes))
     groups = [planner.TracePlan(list(t.variables), list(t.neurons), t.interval,
                                 list(t.windows) if t.windows is not None else None) for t in exp.traces]
-    return planner.RecordingPlan(exp.size, exp.duration, exp.dt, spike_neurons, groups)
+    memory = {"baseline": 0, "state": 0, "segment": None}
+    if cell is not None:
+        memory = backends.get(exp.backend.name).memory_model(exp, len(cell.states))
+    return planner.RecordingPlan(exp.size, exp.duration, exp.dt, spike_neurons, groups,
+                                 baseline_bytes=memory["baseline"], state_bytes=memory["state"],
+                                 segment=memory["segment"])
 
 
 def default_run_dir(exp: Experiment) -> Path:
@@ -90,11 +95,19 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None, 
         exp = exp.with_dt(advise.PROVISIONAL_DT)
     if cut is not None:
         exp = exp.cut_to(cut)
-    estimate = planner.estimate(recording_plan(exp))
+    estimate = planner.estimate(recording_plan(exp, cell))
     return exp, cell, estimate
 
 
 RUN_SETTINGS = "run.json"
+
+
+def _peak_rss_bytes() -> dict:
+    """Peak resident memory so far: of hhc's own process and of its largest finished child (a
+    compiled simulation binary, an MPI launcher); Linux reports kilobytes."""
+    import resource
+    return {"hhc": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
 
 
 def _resume_settings(run_dir: Path) -> dict:
@@ -178,7 +191,8 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "method": exp.method, "duration": exp.duration, "seed": exp.seed, "precision": exp.precision,
         "auto_choice": exp.auto_choice,
         "protocol": [dataclasses.asdict(p) for p in exp.protocol],
-        "recording_estimate_bytes": {"memory": estimate.memory_bytes, "disk": estimate.disk_bytes},
+        "recording_estimate_bytes": {"memory": estimate.recording_memory_bytes, "disk": estimate.disk_bytes},
+        "memory_estimate_bytes": estimate.memory_bytes,     # the planner's peak: process + state + recordings
         "warnings": list(exp.warnings), "total_wall_time_s": total_wall,
         # which neurons' spikes were recorded, so a silent neuron is not mistaken for an unrecorded one
         # (None: all of n_neurons)
@@ -188,6 +202,7 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     meta.update(result["meta"])
+    meta["peak_memory_bytes"] = _peak_rss_bytes()
     write_results(out_dir, spike_i=result["spike_i"], spike_t=result["spike_t"], traces=result["traces"],
                   meta=meta)
     shutil.rmtree(out_dir / SEGMENT_DIR, ignore_errors=True)          # merged into the results now

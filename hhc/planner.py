@@ -68,6 +68,11 @@ class RecordingPlan:
     spike_neurons: int | None = None   # how many neurons' spikes are recorded; None = all
     trace_groups: list[TracePlan] = field(default_factory=list)
     rate_hz: float = DEFAULT_RATE_HZ   # assumed firing rate, for the spike estimate
+    # the simulator process itself (measured per backend: Backend.memory_model), so the estimate is
+    # of the run's peak memory, not of its recordings alone
+    baseline_bytes: int = 0            # the process with its simulator loaded
+    state_bytes: int = 0               # the neurons' state, with the simulator's copies of it
+    segment: float | None = None       # s: spikes are held one segment at a time (None: all, to the end)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +176,7 @@ class RecordingEstimate:
     memory_bytes: int
     disk_bytes: int
     groups: list[GroupEstimate]
+    recording_memory_bytes: int = 0
 
     @property
     def samples(self) -> list[int]:
@@ -186,7 +192,13 @@ class RecordingEstimate:
             f"{format_bytes(self.spike_bytes)}"
         ]
         lines += [g.line() for g in self.groups]
-        lines.append(f"total: {format_bytes(self.memory_bytes)} in memory, {format_bytes(self.disk_bytes)} on disk")
+        parts = ""
+        if plan.baseline_bytes or plan.state_bytes:
+            parts = (f" (simulator process {format_bytes(plan.baseline_bytes)}, neuron state "
+                     f"{format_bytes(plan.state_bytes)}, recordings {format_bytes(self.recording_memory_bytes)}"
+                     + (f", written every {format_seconds(plan.segment)}" if plan.segment else "") + ")")
+        lines.append(f"total: {format_bytes(self.memory_bytes)} in memory at peak{parts}, "
+                     f"{format_bytes(self.disk_bytes)} on disk")
         return lines
 
 
@@ -226,16 +238,22 @@ def estimate(plan: RecordingPlan) -> RecordingEstimate:
     spike_bytes = expected_spikes * BYTES_PER_SPIKE
     groups = [_estimate_group(g, plan) for g in plan.trace_groups]
     trace_bytes = sum(g.bytes for g in groups)
-    # Spikes and StateMonitor samples both stay in memory until the run ends, then are written.
-    total = spike_bytes + trace_bytes
+    if plan.segment and plan.duration > 0:
+        # written segment by segment and streamed into spikes.npz: one segment's spikes in memory;
+        # trace samples are gathered from the segments at the end (their list and the joined copy)
+        recordings = math.ceil(spike_bytes * min(1.0, plan.segment / plan.duration)) + 2 * trace_bytes
+    else:
+        # Spikes and StateMonitor samples both stay in memory until the run ends, then are written.
+        recordings = spike_bytes + trace_bytes
     return RecordingEstimate(
         plan=plan,
         expected_spikes=expected_spikes,
         spike_bytes=spike_bytes,
         trace_bytes=trace_bytes,
-        memory_bytes=total,
-        disk_bytes=total,
+        memory_bytes=plan.baseline_bytes + plan.state_bytes + recordings,
+        disk_bytes=spike_bytes + trace_bytes,
         groups=groups,
+        recording_memory_bytes=recordings,
     )
 
 

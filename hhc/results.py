@@ -98,13 +98,39 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+@dataclass
+class ChunkedArray:
+    """A 1-d array written piece by piece (a long run's spikes, segment after segment), so the
+    whole of it is never in memory. `pieces()` yields the pieces in order."""
+    dtype: np.dtype
+    length: int
+    pieces: Any
+
+    def __len__(self):
+        return self.length
+
+
 def _write_npz(handle, arrays: Mapping[str, np.ndarray]) -> None:
     """np.savez, but taking the arrays as a dict: np.savez(f, **arrays) breaks on a variable
-    named 'file' or 'allow_pickle', which collide with its own parameters."""
+    named 'file' or 'allow_pickle', which collide with its own parameters. A ChunkedArray is
+    streamed into its member (a standard .npy: np.load reads it like any other)."""
     with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, value in arrays.items():
             with archive.open(f"{key}.npy", mode="w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
+                if isinstance(value, ChunkedArray):
+                    dtype = np.dtype(value.dtype)
+                    np.lib.format.write_array_header_2_0(
+                        member, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                 "shape": (value.length,)})
+                    written = 0
+                    for piece in value.pieces():
+                        piece = np.ascontiguousarray(piece, dtype=dtype).reshape(-1)
+                        member.write(piece.tobytes())
+                        written += len(piece)
+                    if written != value.length:
+                        raise HHCError(f"{key}: {written} values written, {value.length} announced")
+                else:
+                    np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
 
 
 def _trace_arrays(groups: list[TraceGroup]) -> dict[str, np.ndarray]:
@@ -138,9 +164,11 @@ def write_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    spike_i = np.asarray(spike_i, dtype=np.int64).reshape(-1)
-    spike_t = np.asarray(spike_t, dtype=np.float64).reshape(-1)
-    if spike_i.shape != spike_t.shape:
+    if not isinstance(spike_i, ChunkedArray):
+        spike_i = np.asarray(spike_i, dtype=np.int64).reshape(-1)
+    if not isinstance(spike_t, ChunkedArray):
+        spike_t = np.asarray(spike_t, dtype=np.float64).reshape(-1)
+    if len(spike_i) != len(spike_t):
         raise HHCError(f"{len(spike_i)} spike indices but {len(spike_t)} spike times")
     groups = [TraceGroup.coerce(g) for g in traces]
     trace_arrays = _trace_arrays(groups)

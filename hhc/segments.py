@@ -91,16 +91,26 @@ class SegmentStore:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
         os.replace(tmp, self.manifest_path)
 
-    def merge(self, trace_specs) -> tuple[np.ndarray, np.ndarray, list]:
+    def merge(self, trace_specs) -> tuple:
         """All segments in one piece: (spike_i, spike_t, trace groups in the backends' run() shape).
+        Spikes come as ChunkedArrays, streamed segment by segment into spikes.npz (a 50 s run of
+        50,000 neurons need not hold every spike in memory); traces are concatenated.
         trace_specs: the experiment's Traces (neurons, variables) in order."""
-        spike_i, spike_t = [], []
+        from hhc.results import ChunkedArray
+        entries = self.done()
+        total = sum(int(e["spikes"]) for e in entries)
+
+        def pieces(key):
+            def gen():
+                for entry in entries:
+                    yield np.load(self.dir / entry["file"])[key]
+            return gen
+        spike_i = ChunkedArray(np.dtype(np.int64), total, pieces("spike_i"))
+        spike_t = ChunkedArray(np.dtype(np.float64), total, pieces("spike_t"))
         times = [[] for _ in trace_specs]
         values = [{var: [] for var in tr.variables} for tr in trace_specs]
-        for entry in self.done():
+        for entry in entries:
             data = np.load(self.dir / entry["file"])
-            spike_i.append(data["spike_i"])
-            spike_t.append(data["spike_t"])
             for g, tr in enumerate(trace_specs):
                 if f"trace{g}/t" in data.files:
                     times[g].append(data[f"trace{g}/t"])
@@ -113,5 +123,4 @@ class SegmentStore:
             groups.append({"t": t, "neurons": np.asarray(tr.neurons),
                            "variables": {var: (np.concatenate(values[g][var]) if values[g][var]
                                                else np.zeros((0, n))) for var in tr.variables}})
-        cat = (lambda xs, dtype: np.concatenate(xs).astype(dtype) if xs else np.zeros(0, dtype))
-        return cat(spike_i, np.int64), cat(spike_t, float), groups
+        return spike_i, spike_t, groups

@@ -116,3 +116,18 @@ def test_rewrite_leaves_no_temp_files(tmp_path):
     for _ in range(2):
         write_results(tmp_path, spike_i=[0], spike_t=[0.1], traces=[_v_group()], meta={"k": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json", "spikes.npz", "traces.npz"]
+
+
+def test_chunked_spikes_stream_into_a_standard_npz(tmp_path):
+    """A long run's spikes are written piece by piece; np.load reads them like any other array."""
+    from hhc.results import ChunkedArray
+    pieces_i = [np.arange(5), np.zeros(0, np.int64), np.array([7, 8])]
+    pieces_t = [np.linspace(0, 1, 5), np.zeros(0), np.array([2.0, 3.0])]
+    write_results(tmp_path, spike_i=ChunkedArray(np.dtype(np.int64), 7, lambda: iter(pieces_i)),
+                  spike_t=ChunkedArray(np.dtype(np.float64), 7, lambda: iter(pieces_t)), meta={"n_neurons": 9})
+    back = load_results(tmp_path)
+    assert np.array_equal(back.spike_i, np.concatenate(pieces_i))
+    assert np.array_equal(back.spike_t, np.concatenate(pieces_t))
+    with pytest.raises(HHCError, match="announced"):
+        write_results(tmp_path / "bad", spike_i=ChunkedArray(np.dtype(np.int64), 8, lambda: iter(pieces_i)),
+                      spike_t=np.zeros(8))

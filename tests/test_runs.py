@@ -168,3 +168,15 @@ def test_a_killed_run_keeps_its_segments_and_resumes_to_the_same_result(tmp_path
     assert len(ta) > 3000 and np.array_equal(ia, ib) and np.array_equal(ta, tb)
     assert np.array_equal(a.trace("v")[2], b.trace("v")[2])
     assert cli("run", "--resume", run_dir).returncode == 1                      # finished: nothing to resume
+
+
+@pytest.mark.slow
+def test_the_planners_peak_memory_matches_the_measured_peak(tmp_path, cli):
+    """Memory is known before the run: the planner's estimate (simulator process + neuron state +
+    recordings) is within 20 % of the peak resident memory `hhc run` measured."""
+    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=150000, long="20 ms", traced=2))
+    res = cli("run", exp, "--device", "cpp_standalone", "--threads", "2", "--out", tmp_path / "run")
+    assert res.returncode == 0, res.stderr
+    meta = hhc.load_results(tmp_path / "run").meta
+    estimate, peak = meta["memory_estimate_bytes"], meta["peak_memory_bytes"]["hhc"]
+    assert abs(estimate - peak) <= 0.2 * peak, (estimate, peak)
