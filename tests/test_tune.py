@@ -51,7 +51,8 @@ def test_tune_measures_each_count_and_writes_the_pick(tmp_path, cli):
     path = write_experiment(tmp_path / "e.toml", BODY % "cpp_standalone")
     res = cli("tune", path, "--threads", "1,2", "--duration", "20 ms", "--repeats", "1", "--write")
     assert res.returncode == 0, res.stderr
-    rows = [line.split() for line in res.stdout.splitlines() if line.strip()[:1].isdigit()]
+    import re
+    rows = [line.split() for line in res.stdout.splitlines() if re.match(r"^\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+x", line)]
     assert [int(r[0]) for r in rows] == [1, 2]
     assert all(float(r[1]) > 0 and float(r[2]) > 0 for r in rows)
     best = int(res.stdout.split("recommended: threads = ")[1].split()[0])
