@@ -3,8 +3,9 @@
 (a) tests/fixtures/seed_kenyon.py — the researcher's equations, init (`v = -80 mV*rand()*i`) and protocol
     (0 pA for 50 ms, then 18 pA) on Brian2 cpp_standalone with OpenMP threads = cores, rk4, dt 0.01 ms;
     only N, duration and the monitor (spikes only) changed.
-(b) `hhc run` of examples/kenyon_50k_50s.toml with method "auto" (hhc's choice) and the same dt, N,
-    duration and threads.
+(b) `hhc run` of examples/kenyon_50k_50s.toml with method and dt "auto" (hhc's choice under the
+    default tolerance: identical spike counts on a sample, first spike within 0.1 ms of the reference),
+    the same N, duration and threads. With --float32, also (c): (b) in single precision.
 Both are timed on the simulation binary only (compilation excluded), each in its own process, one after
 the other on the same cores. Accuracy of (b): a sample against hhc's SciPy reference (DOP853, rtol 1e-9).
 
@@ -55,7 +56,7 @@ def run_seed(n: int, duration: float, threads: int, init: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_hhc(n: int, duration: float, threads: int, out: Path) -> dict:
+def run_hhc(n: int, duration: float, threads: int, out: Path, float32: bool = False, label="(b)") -> dict:
     exp = out / "seed_job.toml"
     text = (ROOT / "examples" / "kenyon_50k_50s.toml").read_text()
     text = text.replace('file = "../models/kenyon_cell.chan"', f'file = "{ROOT / "models" / "kenyon_cell.chan"}"')
@@ -63,15 +64,17 @@ def run_hhc(n: int, duration: float, threads: int, out: Path) -> dict:
     text = text.replace("threads = 2", f"threads = {threads}")
     exp.write_text(text)
     env = dict(os.environ, HHC_PROGRESS="0")
+    run_dir = out / ("hhc32" if float32 else "hhc")
     done = subprocess.run([str(Path(sys.executable).with_name("hhc")), "run", str(exp), "--duration", f"{duration} s",
-                           "--out", str(out / "hhc")], env=env, capture_output=True, text=True)
+                           "--out", str(run_dir)] + (["--float32"] if float32 else []),
+                          env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"hhc run failed:\n{done.stdout}\n{done.stderr}")
     for line in (done.stdout + done.stderr).splitlines():
         if line.startswith("auto:") or " @ " in line[:40]:
-            print("(b) " + line.strip(), flush=True)
-    meta = json.loads((out / "hhc" / "meta.json").read_text())
-    return {"wall": meta["wall_time_s"], "method": meta["method"], "dt": meta["dt"], "exp": exp}
+            print(f"{label} " + line.strip(), flush=True)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    return {"wall": meta["wall_time_s"], "method": meta["method"], "dt": meta["dt"], "exp": exp, "dir": run_dir}
 
 
 def accuracy(exp: Path, run_dir: Path, duration: float, sample: int, tmp: Path) -> str:
@@ -99,6 +102,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--sample", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="20,000 neurons × 80 ms")
+    ap.add_argument("--float32", action="store_true", help="also run (c): hhc in single precision")
     ap.add_argument("--seed-init", choices=("seed", "rest"), default="seed",
                     help="(a)'s initial v: the researcher's -80 mV*rand()*i (most cells start below -100 V, "
                          "which makes exp() overflow and costs time) or -65 mV like (b)")
@@ -113,16 +117,25 @@ def main():
         seed = run_seed(n, T, args.threads, args.seed_init)
         hhc_run = run_hhc(n, T, args.threads, tmp)
         seed_ns = seed["wall"] / (n * steps_seed) * 1e9
-        hhc_steps = round(T / hhc_run["dt"])
-        hhc_ns = hhc_run["wall"] / (n * hhc_steps) * 1e9
         ratio = seed["wall"] / hhc_run["wall"]
-        print(f"(a) seed (init {args.seed_init}), cpp_standalone rk4 dt 0.01 ms: {seed['wall']:.2f} s, {seed_ns:.1f} ns per neuron-step, "
-              f"full job projected {seed['wall'] / T * FULL_JOB_S * 50000 / n / 3600:.2f} h")
-        print(f"(b) hhc run, method {hhc_run['method']} dt {hhc_run['dt'] * 1e3:g} ms: {hhc_run['wall']:.2f} s, "
-              f"{hhc_ns:.1f} ns per neuron-step, full job projected "
-              f"{hhc_run['wall'] / T * FULL_JOB_S * 50000 / n / 3600:.2f} h")
+
+        def line(label, what, run_wall, steps):
+            ns = run_wall / (n * steps) * 1e9
+            full = run_wall / T * FULL_JOB_S * 50000 / n
+            print(f"{label} {what}: {run_wall:.2f} s, {ns:.1f} ns per neuron-step ({ns * args.threads:.1f} per "
+                  f"core), full job projected {full / 3600:.2f} h ({full / 60:.1f} min)")
+        line("(a)", f"seed (init {args.seed_init}), cpp_standalone rk4 dt 0.01 ms", seed["wall"], steps_seed)
+        line("(b)", f"hhc run, method {hhc_run['method']} dt {hhc_run['dt'] * 1e3:g} ms", hhc_run["wall"],
+             round(T / hhc_run["dt"]))
         print(f"(b) is faster by ×{ratio:.2f} (same biological time, same cores)")
-        print(accuracy(hhc_run["exp"], tmp / "hhc", T, args.sample, tmp))
+        print(accuracy(hhc_run["exp"], hhc_run["dir"], T, args.sample, tmp))
+        if args.float32:
+            single = run_hhc(n, T, args.threads, tmp, float32=True, label="(c)")
+            line("(c)", f"hhc run --float32, method {single['method']} dt {single['dt'] * 1e3:g} ms", single["wall"],
+                 round(T / single["dt"]))
+            print(f"(c) is faster than (a) by ×{seed['wall'] / single['wall']:.2f}, than (b) by "
+                  f"×{hhc_run['wall'] / single['wall']:.2f}")
+            print("(c) " + accuracy(single["exp"], single["dir"], T, args.sample, tmp))
         print(f"ratio_vs_seed_standalone={ratio:.2f}")
 
 
