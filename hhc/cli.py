@@ -1,6 +1,7 @@
 """The `hhc` command."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,15 @@ def cli():
     """hhc — Hodgkin–Huxley channels written once, compiled to every simulator."""
 
 
+def _compute_capability(value):
+    """--compute-capability: checked, then handed to the brian2 cuda_standalone build (backends/brian2_cuda.py)
+    through the environment, like the other settings of that separate environment."""
+    if value is not None:
+        from hhc.backends import brian2_cuda
+        os.environ[brian2_cuda.COMPUTE_CAPABILITY_ENV] = str(brian2_cuda.parse_compute_capability(value))
+    return value
+
+
 @cli.command()
 @click.argument("chan_file", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", default="brian2", show_default=True, help="Backend to generate code for.")
@@ -26,7 +36,9 @@ def cli():
 @click.option("--experiment", type=click.Path(dir_okay=False),
               help="Also emit the simulation of this experiment, for targets that have one (e.g. LEMS).")
 @click.option("--build-only", is_flag=True, help="Build the target's binary or module, do not run it.")
-def compile(chan_file, target, cell, device, out_dir, experiment, build_only):
+@click.option("--compute-capability", metavar="X.Y", callback=lambda ctx, p, v: _compute_capability(v),
+              help="GPU architecture to compile for (brian2 cuda_standalone; default: the GPU's, else 9.0).")
+def compile(chan_file, target, cell, device, out_dir, experiment, build_only, compute_capability):
     """Check CHAN_FILE and generate code for a target."""
     from hhc.api import compile_model
     files = compile_model(chan_file, target=target, cell=cell, device=device, out_dir=out_dir,
@@ -57,14 +69,16 @@ def check(chan_file):
 @click.option("--resume", type=click.Path(file_okay=False, exists=True),
               help="Continue the interrupted run in this directory from its last segment (same settings).")
 @click.option("--backend", help="Override [backend] name.")
-@click.option("--device", help="Override [backend] device (brian2: runtime, cpp_standalone).")
+@click.option("--device", help="Override [backend] device (brian2: runtime, cpp_standalone, cuda_standalone).")
 @click.option("--threads", type=click.IntRange(min=1), help="Override [backend] threads (OpenMP).")
 @click.option("--duration", help='Cut the protocol to this much biological time, e.g. "1 s".')
 @click.option("--mpi", type=click.IntRange(min=1), help="Run on this many MPI processes (nest: mpirun -np P).")
 @click.option("--launcher", help='Command that starts the MPI processes instead of mpirun, e.g. "srun -n 64".')
 @click.option("--float32", "float32", is_flag=True,
               help="Single-precision state (brian2 devices); `hhc compare` against a float64 run shows its accuracy.")
-def run(experiment, out, resume, backend, device, threads, duration, mpi, launcher, float32):
+@click.option("--compute-capability", metavar="X.Y", callback=lambda ctx, p, v: _compute_capability(v),
+              help="GPU architecture to compile for (brian2 cuda_standalone; default: the GPU's, else 9.0).")
+def run(experiment, out, resume, backend, device, threads, duration, mpi, launcher, float32, compute_capability):
     """Run EXPERIMENT (a TOML file) and write spikes.npz, traces.npz and meta.json.
 
     Long runs write their results in segments as they go (brian2 cpp_standalone); a run that was
