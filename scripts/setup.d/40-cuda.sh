@@ -25,17 +25,18 @@ if [ -z "$nvcc" ]; then
 fi
 echo "cuda: $("$nvcc" --version | grep -m1 release) ($nvcc)"
 
-check='
-import glob, os, sys, brian2, brian2cuda, hhc
+deps='
+import glob, os, sys, brian2, brian2cuda
 assert brian2.__version__ == "2.8.0", brian2.__version__
 assert any(glob.glob(os.path.join(p, "nvidia", "*", "include", "curand.h")) for p in sys.path), "no cuRAND"
-print(os.path.dirname(os.path.dirname(os.path.realpath(hhc.__file__))))
 '
-if [ -x "$VENV/bin/python" ] && [ -e "$VENV/.hhc-cuda-complete" ] && where="$("$VENV/bin/python" -c "$check" 2>/dev/null)"; then
-  if [ "$where" != "$REPO" ]; then
-    # the venv's editable hhc points at another checkout: point it here (seconds, nothing else changes)
-    echo "cuda: pointing the venv's hhc at $REPO (was $where)"
-    "$VENV/bin/python" -m pip install -q --no-deps -e .
+where='import os, hhc; print(os.path.dirname(os.path.dirname(os.path.realpath(hhc.__file__))))'
+if [ -x "$VENV/bin/python" ] && [ -e "$VENV/.hhc-cuda-complete" ] && "$VENV/bin/python" -P -c "$deps" >/dev/null 2>&1; then
+  now="$("$VENV/bin/python" -P -c "$where" 2>/dev/null || true)"
+  if [ "$now" != "$REPO" ]; then
+    # the venv's editable hhc points at another (or a deleted) checkout: point it here, in seconds
+    echo "cuda: pointing the venv's hhc at $REPO (was ${now:-a checkout that is gone})"
+    out="$("$VENV/bin/python" -m pip install -q --no-deps -e . 2>&1)" || { echo "$out"; exit 1; }
   fi
   echo "cuda: brian2cuda venv already installed in $VENV"
   exit 0
@@ -46,6 +47,7 @@ rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade "pip>=23" "setuptools>=64" wheel
 "$VENV/bin/python" -m pip install -q -e ".[cuda]"
-"$VENV/bin/python" -c "$check" >/dev/null
+"$VENV/bin/python" -P -c "$deps"
+[ "$("$VENV/bin/python" -P -c "$where")" = "$REPO" ]
 touch "$VENV/.hhc-cuda-complete"
 "$VENV/bin/python" -c 'import brian2, brian2cuda, numpy; print(f"cuda: ok: brian2 {brian2.__version__}, brian2cuda {brian2cuda.__version__}, numpy {numpy.__version__}")'
