@@ -8,6 +8,10 @@ the membrane potential is `v` on both simulators.
     sim.setup(timestep=0.01)
     KC = cell_type(sim)
     pop = sim.Population(10, KC(Iapp=0.018))     # PyNN units: mV, ms, nA, uS, nF
+    pop.record(["spikes", "v"])                  # v and the gates are recordable on both
+
+On NEST, v is the NESTML state V_m (recorded by PyNN's multimeter, in mV); NEST runs hhc's rk4
+model (the experiment-free meaning of method "auto"), Brian2 its rk4 equations.
 """
 from __future__ import annotations
 

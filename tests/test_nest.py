@@ -1,10 +1,12 @@
 """NEST backend: NESTML text, module builds, agreement with Brian2, MPI = 1 process.
 
-Tolerances: hhc's rk4 NEST model is the same classic RK4 as Brian2's `rk4` at the same dt, so spike
-times agree to rounding (asserted: same spike counts, |Δt| < dt/2, i.e. the same step). NESTML's
-default rkf45 is adaptive (GSL, abs/rel tolerance 1e-6 on each step of 0.01 ms); its spikes are
-checked against Brian2 rk4 with the same counts and |Δt| <= 0.05 ms (5 steps), which covers the
-difference between RK4's truncation error and rkf45's tolerance on this model.
+Tolerances: hhc's fixed-step NEST models (euler, exponential_euler, rk2, rk4) are the same methods
+as Brian2's of those names at the same dt, so spike times agree to rounding (asserted: same spike
+counts, |Δt| < dt/2, i.e. the same step). NESTML's default rkf45 is adaptive (GSL, abs/rel
+tolerance 1e-6 on each step of 0.01 ms); its spikes are checked against Brian2 rk4 with the same
+counts and |Δt| <= 0.05 ms (5 steps), which covers the difference between RK4's truncation error
+and rkf45's tolerance on this model. The emitted right-hand side itself is checked against the
+IR's (hhc.reference) to rounding.
 """
 from __future__ import annotations
 
@@ -92,9 +94,73 @@ def test_nestml_rk4_text(cell):
     assert text.count("# stage ") == 4
     assert "equations:" not in text            # hhc integrates; NESTML does not
     assert "onCondition(V_m_old <= V_th and V_m > V_th):" in text
-    # common subexpressions: 13 distinct exponentials per stage for the nine gates
+    # 13 distinct exponentials for the nine gates; the five whose rates are multiples of 1/240 per
+    # mV (1/20, 1/15, 1/12, 1/16, 1/8) come from one exp and multiplications: 9 per stage
     stage1 = text.split("# stage 1")[1].split("# stage 2")[0]
-    assert stage1.count("exp(") == 13
+    assert stage1.count("exp(") == 9
+    assert "exp(0.004166666666666667*y_V_m)" in stage1
+    # each derivative is one quotient (1/C once per step; m_NaF and m_NaS share a denominator)
+    assert stage1.count("/") == 8
+    assert "q0 real = 1.0 / (p_C)" in text
+    # NaN/overflow detection after the step
+    assert "hhc_bad_t ms = -1 ms" in text and "hhc_bad_t = t" in text
+
+
+@pytest.mark.parametrize("method,stages", [("euler", 1), ("rk2", 2), ("rk4", 4), ("exponential_euler", 1)])
+def test_fixed_step_methods_text(cell, method, stages):
+    text = nb.nestml_text(cell, method)
+    assert f"model kenyoncell_{method}:" in text
+    assert text.count("exp(0.004166666666666667*") == stages
+    assert text.count("\n        k1_m_NaF real = ") == 1
+    if method == "exponential_euler":
+        assert "expm1(a1_V_m * h)" in text and "a1_h_KA real = " in text
+    if method == "rk2":
+        assert "s2_V_m real = y_V_m + 0.5 * h * k1_V_m" in text and "V_m = (y_V_m + h * k2_V_m) * (1 mV)" in text
+
+
+@pytest.mark.parametrize("model", ["kenyon_cell.chan", "hh_squid.chan"])
+def test_update_block_right_hand_side_equals_the_ir(model):
+    """The emitted right-hand side (one quotient per state, shared exponentials, 1/C hoisted) is the
+    IR's right-hand side (hhc.reference, SI) to rounding, and exponential Euler's slopes are its
+    derivatives with respect to each state."""
+    import sympy
+    from hhc.reference import build_rhs
+    cell = load_model(ROOT / "models" / model).cell()
+    ref = build_rhs(cell, jacobian=False)
+    prog = nb._RhsProgram(cell, rates=True)
+    values = {sympy.Symbol(f"p_{nb.nest_name(p.name)}"): p.si_value / float(nb.nest_scale(p.dimension))
+              for p in cell.parameters}
+    inputs = [7e-12 for _ in cell.inputs]                    # 7 pA
+    for i, x in zip(cell.inputs, inputs):
+        values[sympy.Symbol(f"p_{nb.nest_name(i.name)}")] = x / float(nb.nest_scale(i.dimension))
+    rng = np.random.default_rng(1)
+    per_ms = {s: 1.0 if s == "v" else 1e-3 for s in prog.states}     # SI rates -> NEST units (V/s = mV/ms)
+    for v_mv in list(np.linspace(-100, 60, 17)) + [-40.0, -55.0]:
+        y = [v_mv] + list(rng.uniform(0, 1, len(prog.states) - 1))
+        env = dict(values)
+        env.update({prog.y[s]: float(val) for s, val in zip(prog.states, y)})
+        for sym, e in prog.invariant + prog.temps:
+            env[sym] = float(e.xreplace(env))
+        si = [y[0] * 1e-3] + y[1:]
+        want = np.array(ref.f_scalar(*si, *inputs)) * np.array([per_ms[s] for s in prog.states])
+        got = np.array([float(prog.derivs[s].xreplace(env)) for s in prog.states])
+        assert np.allclose(got, want, rtol=1e-11, atol=1e-12 * np.abs(want).max()), (v_mv, got, want)
+        for k, s in enumerate(prog.states):                      # slope = df_s/dy_s, by a central difference
+            step = 1e-6 * (1 if s == "v" else 1e-3)
+            up, down = list(si), list(si)
+            up[k] += step
+            down[k] -= step
+            numeric = (ref.f_scalar(*up, *inputs)[k] - ref.f_scalar(*down, *inputs)[k]) / (2 * step) * 1e-3
+            assert float(prog.slopes[s].xreplace(env)) == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def test_shared_exponentials_are_exact_multiples(cell):
+    prog = nb._RhsProgram(cell)
+    assert prog.exp_count() == 9
+    import sympy
+    base = [e for s, e in prog.temps if s.name == "e0"][0]
+    assert base == sympy.exp(sympy.Float(1 / 240, 17) * prog.y["v"])
+    assert {s.name for s, _ in prog.temps if s.name.startswith("e0")} >= {"e0p12", "e0p15", "e0p20", "e0p30", "e0p16"}
 
 
 def test_nestml_rkf45_text(cell):
@@ -113,8 +179,8 @@ def test_units_and_names(cell):
     assert nb.nest_scale(units.CAPACITANCE) == units.UNITS["pF"].scale
     assert nb.quantity(units.unit_symbol("V"), units.VOLTAGE) == "1000 mV"
     assert nb.nest_name("v") == "V_m" and nb.nest_name("e") == "e_" and nb.nest_name("gbar_NaF") == "gbar_NaF"
-    with pytest.raises(HHCError, match="unknown integration method 'euler'"):
-        nb._variant("euler")
+    with pytest.raises(HHCError, match="unknown integration method 'heun'"):
+        nb._variant("heun")
 
 
 def test_initial_state_is_drawn_once(cell, tmp_path):
@@ -181,12 +247,46 @@ def _run_method(exp_path: Path, tmp_path: Path, method: str) -> Path:
 
 @needs_nest
 @pytest.mark.slow
-def test_population_agrees_with_brian2(tmp_path):
+@pytest.mark.parametrize("method", ["rk4", "rk2", "exponential_euler", "euler"])
+def test_population_agrees_with_brian2(tmp_path, method):
+    """hhc's fixed-step methods on NEST are Brian2's methods of the same name: the same spikes to
+    rounding (the same step)."""
     n = 20
-    exp = _experiment(tmp_path, "pop", n, "200 ms", init='"uniform(-70 mV, -60 mV)"')
+    exp = _experiment(tmp_path, "pop", n, "200 ms", method=method, init='"uniform(-70 mV, -60 mV)"')
     b2 = load_results(run_experiment(exp, out=tmp_path / "b2", backend="brian2", quiet=True))
     ne = load_results(run_experiment(exp, out=tmp_path / "nest", backend="nest", quiet=True, threads=2))
+    assert ne.meta["method"] == method and b2.meta["method"] == method
     _assert_agree(b2, ne, n, tol=0.5e-5)
+
+
+@needs_nest
+@pytest.mark.slow
+def test_auto_is_the_advisors_choice_on_nest(tmp_path):
+    """method = "auto" on nest: the accuracy advisor runs hhc's fixed-step methods on NEST against
+    the reference, cheapest first, and takes the first that meets the tolerance; the choice is kept
+    in meta.json. (Which one depends on the protocol: on the first second at 18 pA it is rk2, as
+    exponential Euler changes spike counts; over this short protocol exponential Euler may do.)"""
+    exp = _experiment(tmp_path, "auto", 40, "200 ms", method="auto", init='"uniform(-70 mV, -60 mV)"')
+    res = load_results(run_experiment(exp, out=tmp_path / "out", backend="nest", quiet=True))
+    assert res.meta["backend"] == "nest"
+    choice = res.meta["auto_choice"]
+    assert res.meta["method"] == choice["method"] and choice["method"] in nb.FIXED_STEP
+    assert res.meta["integrator"] == f"hhc {choice['method']} (update block)"
+    assert abs(choice["dt"] - 1e-5) < 1e-15
+    tried = [t["method"] for t in choice["tried"]]
+    assert tried == ["exponential_euler", "rk2", "rk4"][:len(tried)] and tried[-1] == choice["method"]
+    assert choice["tried"][-1]["ok"] and not any(t["ok"] for t in choice["tried"][:-1])
+
+
+@needs_nest
+@pytest.mark.slow
+def test_blow_up_is_reported(tmp_path):
+    """A state that leaves the finite numbers (forward Euler at 0.3 ms) is an error naming the
+    neurons and times, not silently missing spikes."""
+    exp = _experiment(tmp_path, "blow", 3, "130 ms", method="euler")
+    exp.write_text(exp.read_text().replace('dt = "0.01 ms"', 'dt = "0.3 ms"'))
+    with pytest.raises(HHCError, match="blew up: v of 3 neuron"):
+        run_experiment(exp, out=tmp_path / "out", backend="nest", quiet=True)
 
 
 def _mpi_ready():
@@ -210,18 +310,22 @@ def test_mpi_two_processes_equal_one(tmp_path):
 
 @needs_nest
 @pytest.mark.slow
-def test_pynn_example_same_counts_on_nest_and_brian2():
+def test_pynn_example_same_counts_and_v_on_nest_and_brian2():
     import subprocess
     import sys
-    counts = {}
+    counts, v = {}, {}
     for simulator in ("nest", "brian2"):
         out = subprocess.run([sys.executable, str(ROOT / "examples" / "pynn_kenyon.py"), simulator],
                              capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
         line = [x for x in out.stdout.splitlines() if x.startswith(f"{simulator}: spike counts")][0]
         counts[simulator] = line.split("counts", 1)[1].strip()
+        # v recorded through PyNN on both: same samples, same v before the input step (20 ms)
+        v[simulator] = [x for x in out.stdout.splitlines() if x.startswith(f"{simulator}: v recorded")][0]
     assert counts["nest"] == counts["brian2"]
     assert counts["nest"] != "[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]"
+    assert v["nest"].split(":", 1)[1] == v["brian2"].split(":", 1)[1]
+    assert "30001 samples x 10 cells every 0.01 ms" in v["nest"]
 
 
 def test_traces_cover_the_whole_protocol(tmp_path):
