@@ -77,7 +77,7 @@ def run_hhc(n: int, duration: float, threads: int, out: Path, float32: bool = Fa
     return {"wall": meta["wall_time_s"], "method": meta["method"], "dt": meta["dt"], "exp": exp, "dir": run_dir}
 
 
-def accuracy(exp: Path, run_dir: Path, duration: float, sample: int, tmp: Path) -> str:
+def accuracy(exp: Path, run_dir: Path, duration: float, sample: int, tmp: Path, label: str = "(b)") -> str:
     import hhc
     from hhc.reference import reference_run
     ref = hhc.load_results(reference_run(exp, sample=sample, duration=f"{duration} s", out=tmp / "ref",
@@ -91,7 +91,7 @@ def accuracy(exp: Path, run_dir: Path, duration: float, sample: int, tmp: Path) 
             count_mismatch += 1
         if len(a) and len(b):
             first_err = max(first_err, abs(a[0] - b[0]))
-    return (f"accuracy of (b) on {len(neurons)} sampled neurons vs the reference: {count_mismatch} spike-count "
+    return (f"accuracy of {label} on {len(neurons)} sampled neurons vs the reference: {count_mismatch} spike-count "
             f"mismatches, first-spike error ≤ {first_err * 1e3:.3f} ms")
 
 
@@ -135,7 +135,7 @@ def main():
                  round(T / single["dt"]))
             print(f"(c) is faster than (a) by ×{seed['wall'] / single['wall']:.2f}, than (b) by "
                   f"×{hhc_run['wall'] / single['wall']:.2f}")
-            print("(c) " + accuracy(single["exp"], single["dir"], T, args.sample, tmp))
+            print(accuracy(single["exp"], single["dir"], T, args.sample, tmp, label="(c)"))
         print(f"ratio_vs_seed_standalone={ratio:.2f}")
 
 
