@@ -329,16 +329,17 @@ class Brian2Backend(Backend):
                                hint="the generated module is in " + str(module_path)) from None
             raise
 
-    # Measured here (Python 3.11, Brian2 2.9, numpy 2.3; `hhc run`, meta.json peak_memory_bytes):
-    # the process peaks at about 195 MB with a tiny population on cpp_standalone (155 MB on runtime),
-    # and each neuron adds about 4 copies of its state (the group's arrays, the chunk's command-line
-    # arrays, the results read back, the segment written): 200,000 Kenyon cells added 72 MB.
-    _BASELINE = {"runtime": 155e6, "cpp_standalone": 195e6}
+    # Measured here (Python 3.11, Brian2 2.9, numpy 2.3; `hhc run` in a fresh process, meta.json
+    # peak_memory_bytes; benchmarks/memory_plan.py): the process peaks at about 160 MB with a tiny
+    # population on cpp_standalone (155 MB on runtime), and each neuron adds about 4 copies of its
+    # state (the group's arrays, the segment's command-line arrays, the results read back, the
+    # segment written): 200,000 Kenyon cells add about 85 MB.
+    _BASELINE = {"runtime": 155e6, "cpp_standalone": 160e6}
     _STATE_COPIES = 4
 
     def memory_model(self, experiment, n_states: int) -> dict:
         device = experiment.backend.device or "runtime"
-        return {"baseline": int(self._BASELINE.get(device, 195e6)),
+        return {"baseline": int(self._BASELINE.get(device, 160e6)),
                 "state": int(experiment.size * (n_states + 2) * 8 * self._STATE_COPIES),
                 "segment": float(experiment.segment or 1.0) if device == "cpp_standalone" else None}
 
