@@ -150,6 +150,9 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
     if resume is not None:
         settings = _resume_settings(Path(resume))
         experiment, out = settings.pop("experiment"), resume
+        if not (Path(resume) / SEGMENT_DIR / "manifest.json").exists():
+            say(escape(f"note: {resume} has no written segments (only cpp_standalone writes them, every "
+                       f"[record] segment of biological time): the run starts again from t = 0"))
         backend, device, threads, duration, mpi, launcher, precision = (
             settings[k] for k in ("backend", "device", "threads", "duration", "mpi", "launcher", "precision"))
     exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher, precision,
