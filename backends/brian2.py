@@ -190,11 +190,6 @@ def import_generated(path: Path):
     return module
 
 
-# The C++ progress line the standalone binary prints; hhc.progress_pipe turns it into a bar.
-_CPP_REPORT = ('std::cout << "HHC-PROGRESS " << start << " " << duration << " " << completed << " " '
-               '<< elapsed << std::endl;')
-
-
 _OMP_FOR = "#pragma omp parallel for schedule(static)"
 
 
@@ -294,8 +289,8 @@ class Brian2Backend(Backend):
         if device == "cuda_standalone":
             from . import brian2_cuda
             return brian2_cuda.run(self, cell, experiment, out_dir, progress)
-        # "auto": rk4 matched a 100x finer reference on this model (DESIGN.md); the accuracy
-        # advisor will choose per model once it exists.
+        # "auto" still here: the advisor was not asked (hhc.api choose_auto=False, as hhc validate
+        # does); rk4 matched a 100x finer reference on this model (DESIGN.md)
         method = experiment.method if experiment.method != "auto" else "rk4"
         from brian2.stateupdaters.base import StateUpdateMethod
         if method not in StateUpdateMethod.stateupdaters:
@@ -344,6 +339,17 @@ class Brian2Backend(Backend):
                 "segment": float(experiment.segment or 1.0) if device == "cpp_standalone" else None}
 
     # ---- shared: network construction --------------------------------------------------------
+    @staticmethod
+    def _set_initial(group, module, experiment):
+        """The experiment's initial values: v first, since gates left at their steady state are
+        computed from it."""
+        import brian2 as b2
+        import numpy as np
+        group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
+        for state in module.STATES[1:]:
+            values = experiment.initial_arrays.get(state)
+            setattr(group, state, f"{state}_inf" if values is None else np.asarray(values))
+
     def _build_network(self, module, experiment, method):
         import brian2 as b2
         import numpy as np
@@ -351,11 +357,7 @@ class Brian2Backend(Backend):
         b2.prefs.core.default_float_dtype = np.float32 if experiment.precision == "float32" else np.float64
         dt = experiment.dt * b2.second
         group = module.build_neurons(experiment.size, method=method, dt=dt)
-        # v first: gates left at their steady state are computed from it
-        group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
-        for state in module.STATES[1:]:
-            values = experiment.initial_arrays.get(state)
-            setattr(group, state, f"{state}_inf" if values is None else np.asarray(values))
+        self._set_initial(group, module, experiment)
         objects = [group]
         spikes = None
         if experiment.record_spikes is not None:
@@ -433,7 +435,7 @@ class Brian2Backend(Backend):
                     progress(_done + float(completed) * float(duration_))
             net.run(duration * b2.second, report=report, report_period=1 * b2.second)
             done += duration
-            self._check_finite(group)
+            self._check_finite(group.v_[:])
         wall = time.perf_counter() - t0
         spike_i, spike_t, groups = self._collect(experiment, spikes, monitors)
         return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups,
@@ -442,12 +444,13 @@ class Brian2Backend(Backend):
                          "wall_time_s": wall, "compile_time_s": compile_time, "brian2_version": b2.__version__}}
 
     @staticmethod
-    def _check_finite(group):
+    def _check_finite(v, when: str = ""):
+        """Stop with a clear message when v (volts, one per neuron) is NaN or infinite anywhere:
+        with finite math the compiled code does not notice by itself."""
         import numpy as np
-        v = np.asarray(group.v_[:])
-        bad = ~np.isfinite(v)
+        bad = ~np.isfinite(np.asarray(v))
         if bad.any():
-            raise HHCError(f"the simulation blew up: v is NaN or infinite in {int(bad.sum())} neurons "
+            raise HHCError(f"the simulation blew up{when}: v is NaN or infinite in {int(bad.sum())} neurons "
                            f"(first: neuron {int(np.argmax(bad))}); try a smaller dt or another method")
 
     # ---- cpp_standalone ----------------------------------------------------------------------
@@ -478,7 +481,7 @@ class Brian2Backend(Backend):
         return chunks
 
     @staticmethod
-    def _build_dir(module, experiment, method, threads, fast) -> Path:
+    def _build_dir(module, experiment, method, fast) -> Path:
         """The cached project of one chunk binary: what the binary depends on (not the protocol or
         the initial values, which each chunk gets on its command line)."""
         import brian2 as b2
@@ -526,7 +529,7 @@ class Brian2Backend(Backend):
         states = list(module.STATES) + ["not_refractory"]
         if state is None:          # the experiment's initial values, gates at steady state from v
             state = self._initial_state(module, experiment)
-        build_dir = self._build_dir(module, experiment, method, threads, fast)
+        build_dir = self._build_dir(module, experiment, method, fast)
         try:
             with file_lock(build_dir / ".hhc-lock"):
                 group, spikes, monitors, info = self._standalone_binary(build_dir, module, experiment, method,
@@ -564,11 +567,7 @@ class Brian2Backend(Backend):
                         Path(build_dir, "static_arrays", name).unlink(missing_ok=True)
                     state = {name: np.array(getattr(group, name + "_")[:]) if name != "not_refractory"
                              else np.array(group.not_refractory[:]) for name in states}
-                    bad = ~np.isfinite(state["v"])
-                    if bad.any():
-                        raise HHCError(f"the simulation blew up between {start:g} s and {start + duration:g} s: v is "
-                                       f"NaN or infinite in {int(bad.sum())} neurons (first: neuron "
-                                       f"{int(np.argmax(bad))}); try a smaller dt or another method")
+                    self._check_finite(state["v"], f" between {start:g} s and {start + duration:g} s")
                     spike_i, spike_t, groups = self._collect(experiment, spikes, monitors)
                     # absolute times as Brian2's clocks spell them (step x dt), chunk by chunk
                     dt = experiment.dt
@@ -616,10 +615,7 @@ class Brian2Backend(Backend):
         b2.start_scope()
         group = module.build_neurons(experiment.size, method="euler", name="hhc_initial")
         group._network = "hhc-initial-values"   # never run by design: no "unused object" warning
-        group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
-        for state in module.STATES[1:]:
-            values = experiment.initial_arrays.get(state)
-            setattr(group, state, f"{state}_inf" if values is None else np.asarray(values))
+        Brian2Backend._set_initial(group, module, experiment)
         out = {name: np.array(getattr(group, name + "_")[:]) for name in module.STATES}
         b2.prefs.codegen.target = "auto"
         out["not_refractory"] = np.ones(experiment.size, dtype=bool)

@@ -498,7 +498,7 @@ def _driver_job(job: dict) -> dict:
     except RuntimeError as exc:
         raise HHCError(f"the CUDA simulation failed: {exc}") from None
     result["wall_time_s"] = time.perf_counter() - t0
-    backend._check_finite(group)
+    backend._check_finite(group.v_[:])
     spike_i, spike_t, groups = backend._collect(experiment, spikes, monitors)
     arrays = {"spike_i": spike_i, "spike_t": spike_t}
     for k, g in enumerate(groups):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +50,6 @@ class SegmentStore:
             raise HHCError(f"{self.dir} holds segments of a different run (another experiment, duration, dt or "
                            f"method); resume with the same settings, or write to a new --out directory")
         return manifest
-
-    def clear(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def done(self) -> list[dict]:
         return self._manifest()["segments"]
