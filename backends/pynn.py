@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hhc import __version__
+from hhc.compiler.version import __version__
 from hhc.compiler import ir, units
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
-from . import Backend, EmitOptions
-from . import brian2 as b2backend
+from .base import Backend, Capabilities, EmitOptions
+from .brian2 import generate as b2backend
 from . import nest as nestbackend
+from .nest import build as nest_build
+from .nest import nestml as nest_nestml
 
 # PyNN's units per dimension (its standard cell types use these): value_pynn = value_si / scale
 _PYNN_SCALE = {units.VOLTAGE: 1e-3, units.TIME: 1e-3, units.CURRENT: 1e-9, units.CONDUCTANCE: 1e-6,
@@ -38,14 +40,14 @@ def _pynn_scale(dim):
 
 def module_text(cell: ir.Cell, variant: str, nest_module: dict | None) -> str:
     brian_module = b2backend.module_text(cell)
-    params = {p.name: (p.si_value / _pynn_scale(p.dimension), float(nestbackend.nest_scale(p.dimension)) /
+    params = {p.name: (p.si_value / _pynn_scale(p.dimension), float(nest_nestml.nest_scale(p.dimension)) /
                        _pynn_scale(p.dimension), b2backend.brian_unit(p.dimension)) for p in cell.parameters}
     for i in cell.inputs:
-        params[i.name] = (0.0, float(nestbackend.nest_scale(i.dimension)) / _pynn_scale(i.dimension),
+        params[i.name] = (0.0, float(nest_nestml.nest_scale(i.dimension)) / _pynn_scale(i.dimension),
                           b2backend.brian_unit(i.dimension))
     states = {"v": ("V_m", 1e-3 / 1e-3, "volt")}
     for g in cell.gates:
-        states[g.state] = (nestbackend.nest_name(g.state), 1.0, "1")
+        states[g.state] = (nest_nestml.nest_name(g.state), 1.0, "1")
     init = {}
     for s in cell.states:
         iv = cell.initial_value(s)
@@ -179,9 +181,9 @@ class PyNNBackend(Backend):
     description = "PyNN 0.13 cell type module for pyNN.nest (hhc's NEST module) and pyNN.brian2"
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
-        variant = nestbackend._variant(options.method or "auto")
+        variant = nest_nestml._variant(options.method or "auto")
         nest_module = None
         if (options.out_dir is not None or options.build_only) and nestbackend.NestBackend.unavailable_reason() is None:
-            built = nestbackend.build_module(cell, variant, log=options.extra.get("log"))
+            built = nest_build.build_module(cell, variant, log=options.extra.get("log"))
             nest_module = {"module": built.module, "model": built.model, "lib_dir": str(built.lib_dir)}
         return {f"{cell.name.lower()}_pynn.py": module_text(cell, variant, nest_module)}

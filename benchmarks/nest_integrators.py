@@ -8,7 +8,7 @@ best of --repeat runs (the machine may be shared; the best run is the least dist
 
 Accuracy: every variant runs the same sample (--sample neurons spread over the population, the
 first second of the protocol) and is compared with hhc's reference for those neurons (SciPy DOP853,
-rtol 1e-9: hhc.reference) under the accuracy advisor's default tolerance: identical spike counts on
+rtol 1e-9: hhc.backends.reference) under the accuracy advisor's default tolerance: identical spike counts on
 every sampled neuron and first-spike error <= 0.1 ms (hhc.advise.run_trial). The largest error of
 any matched spike is printed too.
 
@@ -30,7 +30,7 @@ import numpy as np
 from hhc import load_results
 from hhc.advise import AdviseTolerance, run_trial
 from hhc.api import prepare, run_experiment
-from hhc.reference import compute_reference, sample_experiment, sample_indices
+from hhc.backends.reference import compute_reference, sample_experiment, sample_indices
 
 ROOT = Path(__file__).resolve().parent.parent
 

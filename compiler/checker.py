@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sympy
 
-from hhc.errors import HHCError
+from .errors import HHCError
 
 from . import ast, ir, units
 from .parser import error_at, parse, parse_file

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from . import units
+from .errors import HHCError
 from .units import Dimension
 
 
@@ -258,7 +259,6 @@ class Model:
     cells: tuple[Cell, ...]
 
     def cell(self, name: str | None = None) -> Cell:
-        from hhc.errors import HHCError
         if name is None:
             if len(self.cells) == 1:
                 return self.cells[0]

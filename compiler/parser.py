@@ -7,7 +7,7 @@ from pathlib import Path
 import lark
 from lark import Lark, Token, Transformer, v_args
 
-from hhc.errors import HHCError, SourceLocation
+from .errors import HHCError, SourceLocation
 
 from . import ast
 

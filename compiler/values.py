@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from hhc.errors import HHCError, SourceLocation
+from .errors import HHCError, SourceLocation
 
 from . import ast, units
 from .parser import parse

@@ -1,7 +1,7 @@
 """The accuracy advisor: the cheapest method x dt that still gives the reference's spikes.
 
 For a sample of the experiment's neurons and a (shortened) protocol, hhc advise
- 1. computes the high-precision reference (hhc.reference: SciPy DOP853, rtol 1e-9);
+ 1. computes the high-precision reference (hhc.backends.reference: SciPy DOP853, rtol 1e-9);
  2. runs the sample on the backend at every method x dt of a grid;
  3. compares each run with the reference, neuron by neuron (hhc.compare.compare_trains):
     the default tolerance is identical spike counts on every sampled neuron and first-spike error
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from hhc.compare import Tolerances, compare_trains
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
+from hhc.compiler.experiment import PROVISIONAL_DT
 
 DEFAULT_METHODS = ("euler", "exponential_euler", "rk2", "rk4")
 DEFAULT_DTS_MS = (0.1, 0.05, 0.025, 0.01, 0.005)
@@ -79,7 +80,7 @@ def _run_backend(cell, exp, backend_name, device, out_dir):
 
 def measure_step_costs(cell, exp, methods, backend_name, device, neurons=2000, duration=0.02, dt=1e-5, workdir=None):
     """Wall time per neuron per step of each method: a short run of a larger population."""
-    from hhc.reference import sample_experiment
+    from hhc.backends.reference import sample_experiment
     n = min(exp.size, neurons)
     probe, _ = sample_experiment(exp.cut_to(duration), np.arange(n))
     probe = dataclasses.replace(probe, dt=dt, traces=(), record_spikes=None)
@@ -100,8 +101,8 @@ def advise(experiment, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, meth
            tolerance=AdviseTolerance(), reference_rtol=1e-9, out=None, measure_cost=True, say=print):
     """Run the grid; returns (trials sorted by cost, recommended trial or None, info dict)."""
     from hhc.api import prepare
-    from hhc.reference import compute_reference, sample_experiment, sample_indices
-    from hhc.results import write_results
+    from hhc.backends.reference import compute_reference, sample_experiment, sample_indices
+    from hhc.backends.results import write_results
 
     full, cell, _ = prepare(experiment, choose_auto=False)
     backend = backend or full.backend.name
@@ -195,7 +196,6 @@ def run_trial(cell, sample_exp, neurons, ref_trains, method, dt, tolerance: Advi
 
 AUTO_METHODS = ("exponential_euler", "rk2", "rk4")
 AUTO_DTS = (0.1e-3, 0.05e-3, 0.025e-3, 0.01e-3, 0.005e-3)
-PROVISIONAL_DT = 0.01e-3        # dt = "auto" where nothing is chosen (hhc advise shows it as "current")
 _AUTO_STAGES = {"exponential_euler": 1.5}   # one RHS evaluation plus an exp per gate
 
 
@@ -213,7 +213,7 @@ def auto_candidates(exp) -> list[tuple[str, float]]:
 def _auto_key(exp, cell, candidates, tolerance, backend, device, sample, duration) -> str:
     import hashlib
 
-    from hhc import __version__
+    from hhc.compiler.version import __version__
     sources = {str(s): Path(s).read_text() for s in cell.sources if Path(s).is_file()}
     short = exp.cut_to(min(duration, exp.duration))
     blob = {"hhc": __version__, "cell": cell.name, "sources": sources, "candidates": candidates,
@@ -252,7 +252,7 @@ def choose(exp, cell, backend, device, *, sample=DEFAULT_SAMPLE, duration=DEFAUL
 
 
 def _search(exp, cell, candidates, tolerance, backend, device, sample, duration, say):
-    from hhc.reference import compute_reference, sample_experiment, sample_indices
+    from hhc.backends.reference import compute_reference, sample_experiment, sample_indices
     base = exp.with_dt(PROVISIONAL_DT) if exp.dt_auto else exp    # each trial sets its own dt
     short = base.cut_to(min(duration, exp.duration))
     neurons = sample_indices(short.size, sample)

@@ -12,15 +12,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from hhc import __version__, advise, backends, planner
+from hhc import advise, backends, planner
+from hhc.compiler.version import __version__
 from hhc.backends import EmitOptions
 from hhc.compiler import ir, load_model, units
 from hhc.compiler.values import evaluate
-from hhc.errors import HHCError
-from hhc.experiment import Experiment, load_experiment, resolve
+from hhc.compiler.errors import HHCError
+from hhc.compiler.experiment import PROVISIONAL_DT, Experiment, load_experiment, resolve
 from hhc.progress import ProgressBar
-from hhc.segments import SEGMENT_DIR
-from hhc.results import write_results
+from hhc.backends.segments import SEGMENT_DIR
+from hhc.backends.results import write_results
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -77,7 +78,7 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None, 
             precision=None, choose_auto=True, say=None):
     """Load and check everything a run needs, before any simulation: (experiment, cell, estimate).
     With choose_auto, method/dt = "auto" are resolved here by the accuracy advisor (on backends that
-    let it choose); otherwise dt = "auto" stands at hhc.advise.PROVISIONAL_DT."""
+    let it choose); otherwise dt = "auto" stands at hhc.PROVISIONAL_DT."""
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     exp = exp.with_backend(backend, device, threads, mpi, launcher)
     if precision is not None:
@@ -92,7 +93,7 @@ def prepare(experiment, backend=None, device=None, threads=None, duration=None, 
     if choose_auto:
         exp = choose_auto_settings(exp, cell, say or (lambda m: console.print(escape(m))))
     elif exp.dt_auto:
-        exp = exp.with_dt(advise.PROVISIONAL_DT)
+        exp = exp.with_dt(PROVISIONAL_DT)
     if cut is not None:
         exp = exp.cut_to(cut)
     estimate = planner.estimate(recording_plan(exp, cell))
@@ -130,8 +131,8 @@ def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
     if target_cls.advise_device is None:
         if exp.dt_auto:
             say(f"auto: backend {exp.backend.name} chooses its own integrator; dt = \"auto\" stands at "
-                f"{advise.PROVISIONAL_DT * 1e3:g} ms there (set [simulation] dt to change it)")
-            return exp.with_dt(advise.PROVISIONAL_DT)
+                f"{PROVISIONAL_DT * 1e3:g} ms there (set [simulation] dt to change it)")
+            return exp.with_dt(PROVISIONAL_DT)
         return exp
     if exp.method != "auto" and not exp.dt_auto:
         return exp

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from hhc import __version__
-from hhc.errors import HHCError
+from hhc.compiler.version import __version__
+from hhc.compiler.errors import HHCError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

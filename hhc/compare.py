@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hhc.errors import HHCError
-from hhc.results import Results, load_results
+from hhc.compiler.errors import HHCError
+from hhc.backends.results import Results, load_results
 
 
 @dataclass(frozen=True)

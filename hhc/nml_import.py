@@ -13,7 +13,7 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from hhc.compiler import ir, units
-from hhc.errors import HHCError, SourceLocation
+from hhc.compiler.errors import HHCError, SourceLocation
 
 # NeuroML unit → (.chan unit text, scale to that unit). "per_ms" is written "1/ms".
 _UNITS = {

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 BYTES_PER_SPIKE = 8 + 8          # int64 index + float64 time
 BYTES_PER_VALUE = 8              # float64 sample

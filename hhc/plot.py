@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hhc.results import Results, load_results
+from hhc.backends.results import Results, load_results
 
 COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
 MARKERS = ["|", "x", "+", "1", "2", "3"]

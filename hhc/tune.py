@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 LEVELS = (("silence", 0.0), ("rheobase", 1.05), ("strong", 3.0))
 REST = 0.02          # s before the step
@@ -58,7 +58,7 @@ def discover_cells(directory: Path | None = None, names=None):
 
 def base_experiment(model_file: Path, cell, current: float, *, dt=1e-5, method="auto", size=NEURONS,
                     backend="brian2", device=None, tag="validate"):
-    from hhc.experiment import BackendSettings, Experiment, Phase, Traces
+    from hhc.compiler.experiment import BackendSettings, Experiment, Phase, Traces
     if not cell.inputs:
         raise HHCError(f"cell {cell.name} has no input to drive")
     name = cell.inputs[0].name
@@ -73,8 +73,8 @@ def base_experiment(model_file: Path, cell, current: float, *, dt=1e-5, method="
 def find_rheobase(model_file, cell, low=0.0, high=1e-12, rtol=1e-6, precision=0.02, limit=1e-6) -> float:
     """The smallest step current (A) that makes a neuron at the cell's own initial state spike within
     the step, by doubling then bisection with the reference solver."""
-    from hhc.experiment import resolve
-    from hhc.reference import compute_reference
+    from hhc.compiler.experiment import resolve
+    from hhc.backends.reference import compute_reference
 
     def spikes(current):
         exp = resolve(base_experiment(model_file, cell, current, size=1), cell)
@@ -103,8 +103,8 @@ def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="au
     from hhc import backends
     from hhc.api import prepare, run_experiment
     from hhc.compare import Tolerances, compare_results
-    from hhc.reference import compute_reference
-    from hhc.results import load_results, write_results
+    from hhc.backends.reference import compute_reference
+    from hhc.backends.results import load_results, write_results
 
     specs = backend_specs or backends.names()
     unavailable, runnable = {}, []

@@ -10,7 +10,7 @@ import sympy
 
 from hhc.compiler import compile_text, ir, load_model
 from hhc.compiler.units import to_si
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 from test_parser import assert_error, error_of
 

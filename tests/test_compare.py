@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hhc.compare import Tolerances, compare_results, compare_trains, is_marginal, match_spikes
-from hhc.results import load_results, write_results
+from hhc.backends.results import load_results, write_results
 
 TOL = Tolerances()
 

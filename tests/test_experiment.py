@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hhc.api import prepare
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 from conftest import write_experiment
 

@@ -6,7 +6,7 @@ counts, |Δt| < dt/2, i.e. the same step). NESTML's default rkf45 is adaptive (G
 tolerance 1e-6 on each step of 0.01 ms); its spikes are checked against Brian2 rk4 with the same
 counts and |Δt| <= 0.05 ms (5 steps), which covers the difference between RK4's truncation error
 and rkf45's tolerance on this model. The emitted right-hand side itself is checked against the
-IR's (hhc.reference) to rounding.
+IR's (hhc.backends.reference) to rounding.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from hhc import load_results
 from hhc.api import run_experiment
 from hhc.backends import nest as nb
 from hhc.compiler import load_model
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 ROOT = Path(__file__).resolve().parent.parent
 KENYON = ROOT / "models" / "kenyon_cell.chan"
@@ -121,10 +121,10 @@ def test_fixed_step_methods_text(cell, method, stages):
 @pytest.mark.parametrize("model", ["kenyon_cell.chan", "hh_squid.chan"])
 def test_update_block_right_hand_side_equals_the_ir(model):
     """The emitted right-hand side (one quotient per state, shared exponentials, 1/C hoisted) is the
-    IR's right-hand side (hhc.reference, SI) to rounding, and exponential Euler's slopes are its
+    IR's right-hand side (hhc.backends.reference, SI) to rounding, and exponential Euler's slopes are its
     derivatives with respect to each state."""
     import sympy
-    from hhc.reference import build_rhs
+    from hhc.backends.reference import build_rhs
     cell = load_model(ROOT / "models" / model).cell()
     ref = build_rhs(cell, jacobian=False)
     prog = nb._RhsProgram(cell, rates=True)
@@ -184,7 +184,7 @@ def test_units_and_names(cell):
 
 
 def test_initial_state_is_drawn_once(cell, tmp_path):
-    from hhc.experiment import load_experiment, resolve
+    from hhc.compiler.experiment import load_experiment, resolve
     exp = resolve(load_experiment(_experiment(tmp_path, "init", 50, "10 ms", init='"uniform(-70 mV, -60 mV)"')), cell)
     a, b = nb.initial_state(cell, exp), nb.initial_state(cell, exp)
     assert set(a) == {"V_m"} | {g.state for g in cell.gates}
@@ -192,7 +192,7 @@ def test_initial_state_is_drawn_once(cell, tmp_path):
 
 
 def test_mpi_errors_name_the_missing_piece(cell, tmp_path, monkeypatch):
-    from hhc.experiment import load_experiment, resolve
+    from hhc.compiler.experiment import load_experiment, resolve
     exp = resolve(load_experiment(_experiment(tmp_path, "m", 4, "10 ms")), cell).with_backend("nest", mpi=2)
     monkeypatch.setenv("HHC_NEST_MPI_PYTHON", str(tmp_path / "nowhere" / "python"))
     with pytest.raises(HHCError, match="nest_mpi.sh"):

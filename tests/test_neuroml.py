@@ -23,8 +23,8 @@ import sympy
 
 from hhc.api import compile_model
 from hhc.compiler import compile_text, ir, load_model, units
-from hhc.errors import HHCError
-from hhc.results import load_results as read_results
+from hhc.compiler.errors import HHCError
+from hhc.backends.results import load_results as read_results
 
 from conftest import ROOT, write_experiment
 

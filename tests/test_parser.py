@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hhc.compiler import compile_text, load_model, parse
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 ROOT = Path(__file__).resolve().parent.parent
 HHC = Path(sys.executable).with_name("hhc")

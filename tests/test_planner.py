@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 from hhc.planner import (
     RecordingPlan,
     TracePlan,

@@ -1,7 +1,7 @@
 """hhc plot: raster, traces and rate histograms as PNG, overlaid for several runs."""
 import numpy as np
 
-from hhc.results import write_results
+from hhc.backends.results import write_results
 
 
 def _run(path, shift=0.0):

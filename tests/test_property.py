@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hhc.compiler import compile_text
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNELS = (ROOT / "models/channels/kenyon.chan").read_text()

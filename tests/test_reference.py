@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT, write_experiment
 from hhc.api import prepare
 from hhc.compiler import load_model
-from hhc.reference import build_rhs, compute_reference, sample_indices
+from hhc.backends.reference import build_rhs, compute_reference, sample_indices
 
 BODY = """
 [population]
@@ -72,7 +72,7 @@ def test_reference_command_writes_hhc_results(tmp_path, cli):
     exp = write_experiment(tmp_path / "e.toml", BODY % "100 ms")
     res = cli("reference", exp, "--sample", "3", "--out", tmp_path / "ref", "--variables", "v,m_NaF")
     assert res.returncode == 0, res.stderr
-    from hhc.results import load_results
+    from hhc.backends.results import load_results
     r = load_results(tmp_path / "ref")
     assert r.meta["solver"] == "DOP853" and r.meta["rtol"] == 1e-9
     assert r.meta["sample_neurons"] == [0, 2, 5] and r.meta["n_neurons"] == 6

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from hhc.errors import HHCError
-from hhc.results import TraceGroup, load_results, write_results
+from hhc.compiler.errors import HHCError
+from hhc.backends.results import TraceGroup, load_results, write_results
 
 
 def _v_group(n_samples=5, neurons=(0, 3), offset=0.0):
@@ -120,7 +120,7 @@ def test_rewrite_leaves_no_temp_files(tmp_path):
 
 def test_chunked_spikes_stream_into_a_standard_npz(tmp_path):
     """A long run's spikes are written piece by piece; np.load reads them like any other array."""
-    from hhc.results import ChunkedArray
+    from hhc.backends.results import ChunkedArray
     pieces_i = [np.arange(5), np.zeros(0, np.int64), np.array([7, 8])]
     pieces_t = [np.linspace(0, 1, 5), np.zeros(0), np.array([2.0, 3.0])]
     write_results(tmp_path, spike_i=ChunkedArray(np.dtype(np.int64), 7, lambda: iter(pieces_i)),

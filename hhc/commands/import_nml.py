@@ -13,7 +13,7 @@ import click
 def command(nml_file, out):
     """Turn the channels and cells of a NeuroML2 file into .chan text."""
     from hhc.compiler import compile_text
-    from hhc.errors import HHCError
+    from hhc.compiler.errors import HHCError
     from hhc.nml_import import import_file
     text = import_file(nml_file)
     target = Path(out) if out else Path(nml_file).with_suffix(".chan")

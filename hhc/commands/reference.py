@@ -19,7 +19,7 @@ import click
               help="States to record as traces (comma-separated), at the experiment's trace interval and windows.")
 def command(experiment, sample, neurons, out, method, rtol, duration, variables):
     """Integrate K neurons of EXPERIMENT with SciPy at a tight tolerance; write an hhc result."""
-    from hhc.reference import reference_run
+    from hhc.backends.reference import reference_run
     chosen = [int(x) for x in neurons.split(",")] if neurons else None
     out_dir = reference_run(experiment, sample=sample, neurons=chosen, out=out, method=method, rtol=rtol,
                             duration=duration, variables=[v.strip() for v in variables.split(",") if v.strip()])

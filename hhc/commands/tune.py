@@ -13,7 +13,7 @@ import click
 @click.option("--write", is_flag=True, help="Write the recommended count into the experiment's [backend] threads.")
 def command(experiment, counts, duration, repeats, write):
     """Time EXPERIMENT at several thread counts and recommend the fastest."""
-    from hhc.errors import HHCError
+    from hhc.compiler.errors import HHCError
     from hhc.tune import tune, write_threads
     try:
         threads = [int(c) for c in counts.split(",") if c.strip()] if counts else None

@@ -1,7 +1,7 @@
 """Brian2 on NVIDIA GPUs: the brian2 backend's `cuda_standalone` device, through brian2cuda.
 
-A helper module of backends/brian2.py (its emit() and run() call emit() and run() here), not a
-Backend of its own.
+Part of the brian2 backend (its emit() and run() call emit() and run() here), not a Backend of its
+own; the network it builds is the other devices' (network.py).
 
 brian2cuda 1.0a7, the last release for Python 3.11, pins brian2 2.8.0, while hhc's environment has
 brian2 2.9.0. So brian2cuda lives in a venv of its own, `cache_root()/cuda-venv` (made by
@@ -26,7 +26,9 @@ GPU is untested (docs/cuda.md); without one, run() compiles the project and then
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
@@ -35,11 +37,19 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from hhc.errors import HHCError
+import numpy as np
 
-from . import cache_root, file_lock
+from hhc.compiler.errors import HHCError
+
+from hhc.compiler.experiment import PROVISIONAL_DT, BackendSettings, Experiment, Phase, resolve
+
+from ..cache import cache_root, file_lock
+from ..results import RunResult
+from .generate import import_generated, module_filename, module_text
+from .network import build_network, check_finite, collect, initial_state, protocol_segments
 
 DEFAULT_COMPUTE_CAPABILITY = 9.0        # Hopper (H100); CUDA 13's nvcc builds sm_75 and newer
 MIN_COMPUTE_CAPABILITY = 7.5
@@ -162,7 +172,6 @@ def compute_capability(found: list[dict]) -> tuple[float, str]:
 
 def _default_experiment(cell):
     """`hhc compile` without --experiment: DEFAULT_SIZE neurons, rk4 at 0.01 ms, inputs at 0, spikes."""
-    from hhc.experiment import BackendSettings, Experiment, Phase, resolve
     exp = Experiment(path=str(cell.source), model_file=Path(cell.source), cell_name=cell.name,
                      size=DEFAULT_SIZE, dt=1e-5, method="rk4", seed=1, initial={},
                      protocol=(Phase(DEFAULT_DURATION, {i.name: 0.0 for i in cell.inputs}),),
@@ -222,7 +231,6 @@ def _drive(mode: str, cell, experiment, method: str, build_dir: Path, module_pat
         if done.returncode != 0 or not result.get("ok"):
             raise HHCError(_failure(result, log_path, done.returncode))
         if mode == "run":
-            import numpy as np
             with np.load(build_dir / "hhc-result.npz") as arrays:
                 result["arrays"] = {k: arrays[k] for k in arrays.files}
             (build_dir / "hhc-result.npz").unlink()
@@ -244,7 +252,6 @@ def _failure(result: dict, log_path: Path, returncode: int) -> str:
 def _package_dirs() -> dict:
     """Where this process's hhc packages are, so the driver imports this very checkout of hhc whatever
     the cuda venv's editable install points at (another checkout, a deleted CI clone)."""
-    import importlib.util
     dirs = {}
     for name in ("hhc", "hhc.compiler", "hhc.backends", "hhc.models"):
         spec = importlib.util.find_spec(name)
@@ -266,7 +273,7 @@ class _HHCFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, os.path.join(where, "__init__.py"),
                                                       submodule_search_locations=[where])
 sys.meta_path.insert(0, _HHCFinder())
-from hhc.backends.brian2_cuda import driver_main
+from hhc.backends.brian2.cuda import driver_main
 driver_main(sys.argv[2])
 """
 
@@ -290,7 +297,7 @@ def _build_info(result: dict, project: Path, experiment, method: str, **extra) -
     return info
 
 
-def emit(backend, cell, options, files: dict) -> dict:
+def emit(cell, options, files: dict) -> dict:
     """`hhc compile --device cuda_standalone`: the brian2cuda project of the cell (of options.experiment,
     else DEFAULT_SIZE neurons for DEFAULT_DURATION) into out_dir/cuda_project, compiled with
     --build-only. Returns {"cuda_project/hhc_build.json": what was built}."""
@@ -298,10 +305,8 @@ def emit(backend, cell, options, files: dict) -> dict:
         if options.build_only:
             raise HHCError("--build-only with --device cuda_standalone needs an output directory (-o DIR)")
         return {}
-    from .brian2 import module_filename
     experiment = options.experiment if options.experiment is not None else _default_experiment(cell)
     if experiment.dt_auto:
-        from hhc.advise import PROVISIONAL_DT
         experiment = experiment.with_dt(PROVISIONAL_DT)
     method = _method(experiment, options.method)
     out_dir = Path(options.out_dir)
@@ -330,10 +335,9 @@ def emit(backend, cell, options, files: dict) -> dict:
     return {f"{PROJECT}/hhc_build.json": json.dumps(info, indent=1, default=str) + "\n"}
 
 
-def run(backend, cell, experiment, out_dir: Path, progress=None) -> dict:
+def run(cell, experiment, out_dir: Path, progress=None) -> RunResult:
     """`hhc run --device cuda_standalone`: build (or reuse) the experiment's project; run it on GPU 0
     if there is one, else stop with an HHCError saying where the compiled project is."""
-    from .brian2 import module_filename, module_text
     method = _method(experiment)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -371,7 +375,7 @@ def run(backend, cell, experiment, out_dir: Path, progress=None) -> dict:
             "brian2cuda_version": result["brian2cuda_version"], "compute_capability": result["compute_capability"],
             "compute_capability_source": result["compute_capability_source"], "gpu": found[0]["name"],
             "nvcc_version": result["nvcc_version"], "cuda_venv": result["cuda_venv"]}
-    return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups, "meta": meta}
+    return RunResult(spike_i, spike_t, groups, meta)
 
 
 # ---- the driver, in the cuda venv ----------------------------------------------------------------
@@ -386,7 +390,6 @@ def driver_main(job_path: str) -> None:
     except HHCError as exc:
         result["error"] = str(exc.message)
     except Exception as exc:      # shown by hhc with the build log's error lines, not a traceback
-        import traceback
         traceback.print_exc()
         result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     Path(job["result"]).write_text(json.dumps(result, default=str))
@@ -397,7 +400,6 @@ def driver_main(job_path: str) -> None:
 def _curand_dirs() -> tuple[str, str, str]:
     """cuRAND from the nvidia-curand wheel: (include dir, link dir, runtime dir). The wheel ships only
     libcurand.so.10, so a libcurand.so link for the linker's -lcurand is made beside the venv's libs."""
-    import glob
     site = [p for p in sys.path if p.endswith("site-packages")]
     for base in site:
         headers = sorted(glob.glob(os.path.join(base, "nvidia", "*", "include", "curand.h")) +
@@ -423,9 +425,7 @@ def _curand_dirs() -> tuple[str, str, str]:
 def _driver_job(job: dict) -> dict:
     import brian2 as b2
     import brian2cuda  # noqa: F401  (registers the cuda_standalone device)
-    import numpy as np
 
-    from hhc.backends.brian2 import Brian2Backend, import_generated
     from brian2.stateupdaters.base import StateUpdateMethod
 
     mode, experiment, method = job["mode"], job["experiment"], job["method"]
@@ -433,12 +433,11 @@ def _driver_job(job: dict) -> dict:
     if method not in StateUpdateMethod.stateupdaters:
         raise HHCError(f"unknown integration method '{method}' for brian2; known: "
                        f"{', '.join(StateUpdateMethod.stateupdaters)} (or auto)")
-    backend = Brian2Backend()
     module = import_generated(Path(job["module"]))
     # initial values as numbers, computed as the brian2 backend does for cpp_standalone (Brian2's runtime,
     # gates at their steady state from v): the project gets them as static arrays, not one
     # nvcc-compiled kernel per gate that build_neurons' INITIAL_VALUES would add
-    state = backend._initial_state(module, experiment)
+    state = initial_state(module, experiment)
     experiment = dataclasses.replace(experiment, initial_arrays={
         **experiment.initial_arrays, **{name: state[name] for name in module.STATES}})
     module.INITIAL_VALUES = {}
@@ -467,8 +466,8 @@ def _driver_job(job: dict) -> dict:
     # the brian2 backend's network (float32/float64 from experiment.precision) and protocol segments;
     # in standalone mode each run's code objects are generated here, the project files in build()
     t0 = time.perf_counter()
-    net, group, spikes, monitors = backend._build_network(module, experiment, method)
-    for _start, duration, inputs, active in backend._segments(experiment):
+    net, group, spikes, monitors = build_network(module, experiment, method)
+    for _start, duration, inputs, active in protocol_segments(experiment):
         for name, value in inputs.items():
             var = group.variables[name]
             setattr(group, name, value if var.dim.is_dimensionless else b2.Quantity(value, dim=var.dim))
@@ -498,12 +497,12 @@ def _driver_job(job: dict) -> dict:
     except RuntimeError as exc:
         raise HHCError(f"the CUDA simulation failed: {exc}") from None
     result["wall_time_s"] = time.perf_counter() - t0
-    backend._check_finite(group.v_[:])
-    spike_i, spike_t, groups = backend._collect(experiment, spikes, monitors)
+    check_finite(group.v_[:])
+    spike_i, spike_t, groups = collect(experiment, spikes, monitors)
     arrays = {"spike_i": spike_i, "spike_t": spike_t}
     for k, g in enumerate(groups):
-        arrays[f"traces_{k}_t"] = g["t"]
-        for var, values in g["variables"].items():
+        arrays[f"traces_{k}_t"] = g.t
+        for var, values in g.variables.items():
             arrays[f"traces_{k}_{var}"] = values
     np.savez(Path(build_dir, "hhc-result.npz"), **arrays)
     return result

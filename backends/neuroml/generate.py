@@ -1,4 +1,4 @@
-"""NeuroML2 + LEMS backend, and the jNeuroML and NEURON runners built on it.
+"""The NeuroML2 + LEMS generator (used by the neuroml target and the jneuroml and neuron runners).
 
 `emit` writes, per cell, a NeuroML2 document with one `ionChannelHH` per channel and a
 single-compartment `cell`; with an experiment, also a network document (population, pulse
@@ -22,13 +22,8 @@ How the IR maps onto NeuroML:
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -36,18 +31,17 @@ import numpy as np
 import sympy
 from sympy.printing.str import StrPrinter
 
-from hhc import __version__
+from hhc.compiler.version import __version__
 from hhc.compiler import ir, units
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
-from . import Backend, EmitOptions, cache_root, decimal_form, file_lock
+from ..base import EmitOptions
+from ..codegen import decimal_form
 
 NML_NS = "http://www.neuroml.org/schema/neuroml2"
 SCHEMA_VERSION = "2.3.1"
 DEFAULT_AREA_UM2 = 1000.0          # S/m2 numerically equal to nS, F/m2*1e-9 equal to F
 SEGMENT_DIAMETER_UM = 10.0
-MAX_JNEUROML_NEURONS = 300         # the jLEMS interpreter is a reference, not a workhorse
-MAX_NEURON_NEURONS = 300
 
 U = sympy.Symbol("u")              # membrane potential in mV, for form matching
 
@@ -588,203 +582,12 @@ def validate(text_or_path) -> None:
         raise HHCError(f"generated NeuroML does not pass the schema: {problems}")
 
 
-# ---------------------------------------------------------------------------------------------
-# running
-def _bin(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise HHCError(f"{name} not found; install hhc with the neuroml extra: pip install -e '.[neuroml]'")
-    return found
-
-
-def _run_tool(cmd, cwd: Path, what: str, timeout=3600):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    log = (cwd / f"{what}.log")
-    log.write_text(f"$ {' '.join(cmd)}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise HHCError(f"{what} failed (exit {proc.returncode}); log in {log}\n{tail}")
-    return proc
-
-
-def _read_spikes(path: Path):
-    if not path.exists() or path.stat().st_size == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    data = np.loadtxt(path, ndmin=2)
-    order = np.argsort(data[:, 0], kind="stable")
-    return data[order, 1].astype(np.int64), data[order, 0].astype(float)
-
-
-def _read_traces(cell, experiment, out_dir: Path):
-    layout = CellLayout(cell)
-    groups = []
-    for k, tr in enumerate(experiment.traces):
-        data = np.loadtxt(out_dir / f"traces_{k}.dat", ndmin=2)
-        t = data[:, 0]
-        step = max(1, int(round(tr.interval / experiment.dt)))
-        keep = np.zeros(len(t), bool)
-        keep[::step] = True
-        keep &= t < experiment.duration - experiment.dt / 2     # as Brian2: no sample at the end time
-        if tr.windows is not None:
-            keep &= np.any([(t >= a - 1e-12) & (t < b - 1e-12) for a, b in tr.windows], axis=0)
-        variables = {}
-        col = 1
-        for var in tr.variables:
-            _, factor = _trace_quantity(cell, layout, var, 0)
-            n = len(tr.neurons)
-            variables[var] = data[keep, col:col + n] * factor
-            col += n
-        groups.append({"t": t[keep], "neurons": np.asarray(tr.neurons), "variables": variables})
-    return groups
-
-
-class _NeuroMLRunner:
-    max_neurons = 300
-
-    def _prepare(self, cell, experiment, out_dir: Path, progress):
-        if experiment.size > self.max_neurons:
-            raise HHCError(f"the {self.name} backend is meant for populations of a few hundred neurons at "
-                           f"most (it writes one explicitInput and one event selection per neuron); this "
-                           f"experiment has {experiment.size:,} (limit {self.max_neurons})",
-                           hint="use the brian2 or nest backends for large populations")
-        for w in initial_gate_warnings(cell, experiment):
-            print(f"warning: {w}", file=sys.stderr)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        files = NeuroMLBackend().emit(cell, EmitOptions(experiment=experiment, out_dir=out_dir))
-        for name, text in files.items():
-            (out_dir / name).write_text(text)
-        return out_dir / lems_filename(cell)
-
-    def _results(self, cell, experiment, out_dir, wall, meta):
-        if experiment.record_spikes is not None and not (out_dir / "spikes.dat").exists():
-            raise HHCError(f"{self.name} wrote no spikes.dat; see the logs in {out_dir}")
-        spike_i, spike_t = _read_spikes(out_dir / "spikes.dat")
-        groups = _read_traces(cell, experiment, out_dir)
-        for g in groups:
-            for name, values in g["variables"].items():
-                if not np.all(np.isfinite(values)):
-                    raise HHCError(f"the simulation blew up: {name} is NaN or infinite; use a smaller dt")
-        import pyneuroml
-        meta = dict(meta, wall_time_s=wall, pyneuroml_version=pyneuroml.__version__,
-                    initial_gates="steady state (NeuroML)")
-        return {"spike_i": spike_i, "spike_t": spike_t, "traces": groups, "meta": meta}
-
-
-class NeuroMLBackend(Backend):
-    name = "neuroml"
-    description = "NeuroML2 documents + LEMS simulation (run them with --backend jneuroml or neuron)"
-
-    def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
-        exp = options.experiment
-        v0 = uniform_initial_v(cell, exp) if exp is not None else None
-        files = {cell_filename(cell): cell_document(cell, v0)}
-        if exp is not None:
-            files[net_filename(cell)] = network_document(cell, exp)
-            files[lems_filename(cell)] = lems_document(cell, exp)
-        return files
-
-    def run(self, cell, experiment, out_dir: Path, progress=None) -> dict:
-        raise HHCError("the neuroml target writes documents; run them with --backend jneuroml or --backend neuron")
-
-
-class JNeuroMLBackend(_NeuroMLRunner, NeuroMLBackend):
-    name = "jneuroml"
-    description = "LEMS run by the jNeuroML shipped in pyNeuroML (forward Euler; small populations)"
-    max_neurons = MAX_JNEUROML_NEURONS
-
-    @classmethod
-    def unavailable_reason(cls):
-        try:
-            import pyneuroml  # noqa: F401
-        except Exception as exc:
-            return f"pyNeuroML cannot be imported ({exc}); pip install -e '.[neuroml]'"
-        if shutil.which("java") is None:
-            return "java is not installed (jNeuroML is a Java program); apt-get install default-jre-headless"
-        return None
-
-    def run(self, cell, experiment, out_dir: Path, progress=None) -> dict:
-        lems = self._prepare(cell, experiment, out_dir, progress)
-        if experiment.method not in ("auto", "euler"):
-            print(f"note: jNeuroML integrates with forward Euler; method {experiment.method} is ignored",
-                  file=sys.stderr)
-        t0 = time.perf_counter()
-        _run_tool([_bin("pynml"), lems.name, "-nogui"], out_dir, "jneuroml")
-        wall = time.perf_counter() - t0
-        if progress is not None:
-            progress(experiment.duration)
-        return self._results(cell, experiment, out_dir, wall, {"simulator": "jNeuroML (jLEMS)",
-                                                                 "method": "euler"})
-
-def _neuron_version() -> str:
-    from importlib.metadata import version
-    return version("neuron")
-
-
-def compiled_mechanisms(mod_files: list[Path]) -> Path:
-    """nrnivmodl's output for these .mod files, built once per content under ~/.cache/hhc/nrnivmodl."""
-    digest = hashlib.sha256()
-    digest.update(_neuron_version().encode())
-    for f in sorted(mod_files, key=lambda p: p.name):
-        digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    build = cache_root() / "nrnivmodl" / digest.hexdigest()[:16]
-    with file_lock(build / ".hhc-lock"):
-        arch = build / "x86_64"
-        if not (build / ".done").exists():
-            for f in mod_files:
-                shutil.copy(f, build / f.name)
-            _run_tool([_bin("nrnivmodl")] + [f.name for f in mod_files], build, "nrnivmodl", timeout=1800)
-            (build / ".done").write_text("ok\n")
-        archs = [p for p in build.iterdir() if p.is_dir() and (p / ".libs").exists() or
-                 (p.is_dir() and list(p.glob("libnrnmech*")))]
-        if not archs and arch.exists():
-            archs = [arch]
-        if not archs:
-            raise HHCError(f"nrnivmodl produced no library in {build}")
-        return archs[0]
-
-
-class NeuronBackend(_NeuroMLRunner, NeuroMLBackend):
-    name = "neuron"
-    description = "NEURON 9 via the jNeuroML export (pynml -neuron), .mod files compiled once per content"
-    max_neurons = MAX_NEURON_NEURONS
-
-    @classmethod
-    def unavailable_reason(cls):
-        reason = JNeuroMLBackend.unavailable_reason()
-        if reason:
-            return reason
-        import importlib.util
-        if importlib.util.find_spec("neuron") is None:     # not imported: it prints a DISPLAY warning
-            return "NEURON is not installed; pip install neuron (or the neuroml extra)"
-        return None
-
-    def run(self, cell, experiment, out_dir: Path, progress=None) -> dict:
-        lems = self._prepare(cell, experiment, out_dir, progress)
-        t0 = time.perf_counter()
-        _run_tool([_bin("pynml"), lems.name, "-neuron", "-nogui"], out_dir, "export_neuron")
-        export_time = time.perf_counter() - t0
-        mods = sorted(out_dir.glob("*.mod"))
-        arch = compiled_mechanisms(mods)
-        link = out_dir / arch.name
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() or link.is_file():
-                link.unlink()
-            else:
-                shutil.rmtree(link)
-        link.symlink_to(arch, target_is_directory=True)
-        script = out_dir / f"{lems.stem}_nrn.py"
-        if not script.exists():
-            raise HHCError(f"pynml -neuron did not write {script.name}; see {out_dir / 'export_neuron.log'}")
-        t1 = time.perf_counter()
-        _run_tool([sys.executable, script.name, "-nogui"], out_dir, "neuron")
-        wall = time.perf_counter() - t1
-        if progress is not None:
-            progress(experiment.duration)
-        result = self._results(cell, experiment, out_dir, wall,
-                                          {"simulator": f"NEURON {_neuron_version()}",
-                                           "method": "NEURON default (implicit Euler, cnexp gates)",
-                                           "export_time_s": export_time})
-        return result
+def emit_documents(cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
+    """The cell's NeuroML2 document; with an experiment, also its network and LEMS simulation."""
+    exp = options.experiment
+    v0 = uniform_initial_v(cell, exp) if exp is not None else None
+    files = {cell_filename(cell): cell_document(cell, v0)}
+    if exp is not None:
+        files[net_filename(cell)] = network_document(cell, exp)
+        files[lems_filename(cell)] = lems_document(cell, exp)
+    return files

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hhc.compiler import ir, units
-from hhc.compiler.values import Where, evaluate
-from hhc.errors import HHCError, SourceLocation
+from . import ir, units
+from .errors import HHCError, SourceLocation
+from .values import Where, _error, evaluate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,6 +24,9 @@ else:  # pragma: no cover
 # Initial membrane potentials outside this range are reported (DESIGN: the seed's init put most
 # neurons below -100 V and nothing warned).
 PHYSIOLOGICAL_V = (-0.200, 0.100)
+# dt = "auto" where nothing chooses it (backends that pick their own integrator; `hhc advise` shows it
+# as "current"; `hhc compile` without an experiment)
+PROVISIONAL_DT = 0.01e-3
 KNOWN_SECTIONS = {"model", "population", "simulation", "initial", "protocol", "record", "backend"}
 
 
@@ -493,7 +496,6 @@ def _random_functions(rng, n):
         return rng.standard_normal(n), units.DIMENSIONLESS
 
     def uniform(ev, node, args):
-        from hhc.compiler.values import _error
         if len(args) != 2:
             raise _error(ev.where, node.loc, "uniform(low, high) takes two values")
         (a, da), (b, db) = args

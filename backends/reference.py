@@ -25,9 +25,9 @@ from typing import Callable
 import numpy as np
 import sympy
 
-from hhc import __version__
+from hhc.compiler.version import __version__
 from hhc.compiler import ir, units
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 DEFAULT_METHOD = "DOP853"
 DEFAULT_RTOL = 1e-9
@@ -310,7 +310,7 @@ def reference_run(experiment, *, sample=10, neurons=None, out=None, method=DEFAU
                   rtol=DEFAULT_RTOL, duration=None, variables=("v",), interval=None, quiet=False) -> Path:
     """Load an experiment, compute the reference for a sample and write it as an hhc result."""
     from hhc.api import prepare
-    from hhc.results import write_results
+    from hhc.backends.results import write_results
     exp, cell, _ = prepare(experiment, duration=duration, choose_auto=False)
     if neurons is None:
         neurons = sample_indices(exp.size, sample)

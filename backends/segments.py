@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 SEGMENT_DIR = "segments"
 MANIFEST = "manifest.json"
@@ -92,7 +92,7 @@ class SegmentStore:
         Spikes come as ChunkedArrays, streamed segment by segment into spikes.npz (a 50 s run of
         50,000 neurons need not hold every spike in memory); traces are concatenated.
         trace_specs: the experiment's Traces (neurons, variables) in order."""
-        from hhc.results import ChunkedArray
+        from hhc.backends.results import ChunkedArray
         entries = self.done()
         total = sum(int(e["spikes"]) for e in entries)
 

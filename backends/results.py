@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from hhc.errors import HHCError
+from hhc.compiler.errors import HHCError
 
 SPIKES_FILE = "spikes.npz"
 TRACES_FILE = "traces.npz"
@@ -75,6 +75,35 @@ class TraceGroup:
             return cls(t=group["t"], neurons=group["neurons"], variables=dict(group["variables"]))
         except KeyError as missing:
             raise HHCError(f"trace group is missing the key {missing}") from None
+
+
+@dataclass
+class RunResult:
+    """What a backend's run() gives back: spikes (neuron index, time in s; ChunkedArrays when they
+    are streamed from segments), trace groups and the backend's own meta (device, method,
+    wall_time_s, simulator versions ...). hhc adds the run's settings to meta and writes it."""
+    spike_i: np.ndarray | "ChunkedArray"
+    spike_t: np.ndarray | "ChunkedArray"
+    traces: list[TraceGroup] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spike_i, ChunkedArray):
+            self.spike_i = np.asarray(self.spike_i, dtype=np.int64).reshape(-1)
+        if not isinstance(self.spike_t, ChunkedArray):
+            self.spike_t = np.asarray(self.spike_t, dtype=np.float64).reshape(-1)
+        if len(self.spike_i) != len(self.spike_t):
+            raise HHCError(f"{len(self.spike_i)} spike indices but {len(self.spike_t)} spike times")
+        self.traces = [TraceGroup.coerce(g) for g in self.traces]
+
+    @property
+    def n_spikes(self) -> int:
+        return len(self.spike_t)
+
+    def write(self, out_dir: str | os.PathLike, meta: Mapping[str, Any] | None = None) -> Path:
+        """Write in hhc's one result format; `meta` is merged over the backend's own."""
+        return write_results(out_dir, spike_i=self.spike_i, spike_t=self.spike_t, traces=self.traces,
+                             meta={**(meta or {}), **self.meta} if meta is not None else self.meta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +242,56 @@ class Results:
         i, t = self.spike_i[order], self.spike_t[order]
         neurons, starts = np.unique(i, return_index=True)
         return {int(n): chunk for n, chunk in zip(neurons, np.split(t, starts[1:]))}
+
+    def label(self, fallback: str = "?") -> str:
+        """A short name for the run: backend/device method dt (or the reference's solver)."""
+        m = self.meta
+        if m.get("backend") == "reference":
+            return f"reference {m.get('solver', '')} rtol {m.get('rtol', '')}".strip()
+        parts = [str(m.get("backend", "?"))]
+        if m.get("device"):
+            parts[0] += f"/{m['device']}"
+        if m.get("method"):
+            parts.append(str(m["method"]))
+        if m.get("dt"):
+            parts.append(f"dt {m['dt'] * 1e3:g} ms")
+        label = " ".join(parts)
+        return label if label != "?" else fallback
+
+    def neurons(self) -> np.ndarray:
+        """The neurons the run simulated (and recorded spikes of)."""
+        m = self.meta
+        for key in ("sample_neurons", "spike_neurons"):
+            if m.get(key) is not None:
+                return np.asarray(m[key], dtype=np.int64)
+        if m.get("n_neurons") is not None:
+            return np.arange(int(m["n_neurons"]), dtype=np.int64)
+        return np.unique(self.spike_i)
+
+    def duration(self) -> float:
+        """Biological time simulated (s): meta's duration, else the last spike."""
+        if self.meta.get("duration") is not None:
+            return float(self.meta["duration"])
+        return float(self.spike_t.max()) if self.spike_t.size else 0.0
+
+    def phase_starts(self) -> list[float]:
+        """Start times of the protocol phases (meta.json 'protocol'), or [] if unknown."""
+        phases = self.meta.get("protocol")
+        if not isinstance(phases, list) or not phases:
+            return []
+        try:
+            durations = [float(p["duration"]) for p in phases]
+        except (TypeError, KeyError, ValueError):
+            return []
+        return [0.0] + list(np.cumsum(durations)[:-1])
+
+    def trains_for(self, neurons: np.ndarray) -> list[np.ndarray]:
+        """Sorted spike times (s) of each of `neurons`, in their order (empty for a silent one)."""
+        order = np.lexsort((self.spike_t, self.spike_i))
+        i, t = self.spike_i[order], self.spike_t[order]
+        starts = np.searchsorted(i, neurons, side="left")
+        stops = np.searchsorted(i, neurons, side="right")
+        return [t[s:e] for s, e in zip(starts, stops)]
 
     def trace(self, variable: str, group: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(t, neurons, values) of one variable in one trace group; values is (len(t), len(neurons))."""

@@ -1,0 +1,183 @@
+"""The Brian2 code generator: a cell's equation strings, namespace and initial values as a readable,
+importable Python module (`build_neurons(N)`), the same for every device and for a researcher's own
+script.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import sympy
+
+from hhc.compiler import ir, units
+from hhc.compiler.errors import HHCError
+from hhc.compiler.version import __version__
+
+from ..codegen import DoublePrinter, decimal_form
+
+# Brian2's name for each SI base dimension's unit, to spell units Brian2 does not predefine.
+_BRIAN_BASE = {units.VOLTAGE: "volt", units.CURRENT: "amp", units.CONDUCTANCE: "siemens",
+               units.CAPACITANCE: "farad", units.TIME: "second", units.LENGTH: "metre",
+               units.AREA: "metre**2", units.RESISTANCE: "ohm", units.RATE: "Hz"}
+_BRIAN_KNOWN = {"mV", "volt", "ms", "second", "us", "nS", "uS", "mS", "siemens", "pA", "nA", "uA", "mA",
+                "amp", "pF", "nF", "uF", "farad", "um", "cm", "mm", "metre", "um2", "cm2", "mm2", "ohm",
+                "kohm", "Mohm", "Hz", "kHz", "MHz"}
+
+
+class BrianPrinter(DoublePrinter):
+    """SymPy → Brian2 expression text: units by name, exact rationals as doubles."""
+
+    def _print_Symbol(self, expr):
+        unit = units.unit_of_symbol(expr)
+        return unit.name if unit else expr.name
+
+    def _print_exprel(self, expr):
+        return f"exprel({self._print(expr.args[0])})"
+
+
+def brian_expr(expr: sympy.Expr) -> str:
+    return BrianPrinter().doprint(decimal_form(expr))
+
+
+def brian_unit(dim: units.Dimension) -> str:
+    """The unit text after ':' in a Brian2 equation."""
+    if dim.is_dimensionless:
+        return "1"
+    if dim in _BRIAN_BASE:
+        return _BRIAN_BASE[dim]
+    parts = []
+    for base, exp in zip(("metre", "kilogram", "second", "amp"), dim._vec()):
+        if exp:
+            parts.append(base if exp == 1 else f"{base}**{exp}")
+    return " * ".join(parts)
+
+
+def _unit_definition(unit: units.Unit) -> str:
+    base = _BRIAN_BASE.get(unit.dimension)
+    if base is None:
+        raise HHCError(f"the Brian2 backend cannot express unit {unit.name}")
+    return f"{float(unit.scale)!r} * {base}"
+
+
+def equations(cell: ir.Cell) -> str:
+    """The Brian2 equation string of a cell, grouped by channel, one line per quantity."""
+    lines = [f"dv/dt = {brian_expr(cell.dv_dt)} : volt"]
+    for ch in cell.channels:
+        lines.append("")
+        lines.append(f"# channel {ch.name}" + (f" ({ch.ion})" if ch.ion else ""))
+        lines.append(f"{ch.current_name} = {brian_expr(cell.channel_current(ch))} : amp")
+        for expr in ch.expressions:
+            lines.append(f"{expr.name} = {brian_expr(expr.expr)} : {brian_unit(expr.dimension)}")
+        for g in ch.gates:
+            x = g.state
+            if g.form == "alpha_beta":
+                lines.append(f"d{x}/dt = {x}_alpha * (1 - {x}) - {x}_beta * {x} : 1")
+                lines.append(f"{x}_alpha = {brian_expr(g.alpha)} : Hz")
+                lines.append(f"{x}_beta = {brian_expr(g.beta)} : Hz")
+                lines.append(f"{x}_inf = {x}_alpha / ({x}_alpha + {x}_beta) : 1")
+            else:
+                lines.append(f"d{x}/dt = ({x}_inf - {x}) / {x}_tau : 1")
+                lines.append(f"{x}_inf = {brian_expr(g.steady_state)} : 1")
+                lines.append(f"{x}_tau = {brian_expr(g.time_constant)} : second")
+    lines.append("")
+    lines.append(f"I_leak = {brian_expr(cell.leak_current)} : amp")
+    for inp in cell.inputs:
+        lines.append(f"{inp.name} : {brian_unit(inp.dimension)}  # input, set by the protocol")
+    return "\n".join(lines) + "\n"
+
+
+def brian_quantity(value: sympy.Expr, dim: units.Dimension) -> str:
+    """A constant with its unit; a bare number (`E = 0 mV` is stored as 0) gets the SI unit of its
+    dimension, since Brian2 would read a plain 0 as dimensionless."""
+    if dim.is_dimensionless or value.free_symbols:
+        return brian_expr(value)
+    return f"{float(units.to_si(value))!r}*{brian_unit(dim)}"
+
+
+def _parameter_text(p: ir.Parameter) -> str:
+    return brian_quantity(p.value, p.dimension)
+
+
+def module_text(cell: ir.Cell) -> str:
+    """A readable, importable Python module for the cell."""
+    used_units = sorted({units.unit_of_symbol(s) for s in cell.unit_symbols()} |
+                        {units.unit_of_symbol(s) for p in cell.parameters for s in p.value.free_symbols},
+                        key=lambda u: u.name)
+    imports = sorted({"NeuronGroup", "volt", "amp", "second", "Hz", "siemens", "farad", "metre", "ohm"} |
+                     {u.name for u in used_units if u.name in _BRIAN_KNOWN})
+    extra_units = [u for u in used_units if u.name not in _BRIAN_KNOWN]
+    sources = ", ".join(Path(s).name for s in cell.sources)
+    out = [
+        f'"""Brian2 model of cell {cell.name}.',
+        "",
+        f"Generated by hhc {__version__} from {cell.source} (reads: {sources}).",
+        "Do not edit: change the .chan file and run `hhc compile` again.",
+        '"""',
+        f"from brian2 import {', '.join(imports)}",
+        "",
+    ]
+    if extra_units:
+        out.append("# units Brian2 does not predefine")
+        for u in extra_units:
+            out.append(f"{u.name} = {_unit_definition(u)}")
+        out.append("")
+    out += [f'CELL = "{cell.name}"', f'SOURCE = "{cell.source}"', f'HHC_VERSION = "{__version__}"', "",
+            'EQUATIONS = """', equations(cell).rstrip("\n"), '"""', "",
+            "# Parameters (overridable through build_neurons(namespace=...))", "NAMESPACE = {"]
+    for p in cell.parameters:
+        out.append(f'    "{p.name}": {_parameter_text(p)},' + (f"  # {p.doc}" if p.doc else ""))
+    for u in extra_units:
+        out.append(f'    "{u.name}": {u.name},')
+    out.append("}")
+    out.append("")
+    out.append("# Initial values: constants, or the gate's steady state at the initial v")
+    out.append("INITIAL_VALUES = {")
+    for iv in cell.initial:
+        value = f"{iv.state}_inf" if iv.value is None else brian_quantity(iv.value, cell.state_dimension(iv.state))
+        out.append(f'    "{iv.state}": "{value}",')
+    out.append("}")
+    out.append(f"STATES = {tuple(cell.states)!r}")
+    out.append(f"INPUTS = {tuple(i.name for i in cell.inputs)!r}")
+    if cell.threshold is not None:
+        th = f"v > {brian_quantity(cell.threshold, units.VOLTAGE)}"
+        out.append("# a spike is an upward crossing: no new spike until v falls back below threshold")
+        out.append(f'THRESHOLD = "{th}"')
+        out.append(f'REFRACTORY = "{th}"')
+    else:
+        out.append("THRESHOLD = None")
+        out.append("REFRACTORY = False")
+    out += [
+        "",
+        "",
+        f'def build_neurons(N, method="rk4", dt=None, namespace=None, name="{cell.name.lower()}", **kwargs):',
+        f'    """N {cell.name} neurons as a Brian2 NeuronGroup, initialised (v first, then the gates)."""',
+        "    ns = dict(NAMESPACE)",
+        "    ns.update(namespace or {})",
+        "    group = NeuronGroup(N, EQUATIONS, threshold=THRESHOLD, refractory=REFRACTORY, method=method,",
+        "                        namespace=ns, dt=dt, name=name, **kwargs)",
+        "    for state, value in INITIAL_VALUES.items():",
+        "        setattr(group, state, value)",
+        "    return group",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def module_filename(cell: ir.Cell) -> str:
+    return f"{cell.name.lower()}_brian2.py"
+
+
+def import_generated(path: Path):
+    """Import a generated module from its file, under a name unique to its content."""
+    # by content and place: a module imported from a since-deleted temporary folder is not reused
+    digest = hashlib.sha1(path.read_bytes() + str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"hhc_generated_{path.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
