@@ -40,6 +40,7 @@ def _pynn_scale(dim):
 
 def module_text(cell: ir.Cell, variant: str, nest_module: dict | None) -> str:
     brian_module = b2backend.module_text(cell)
+    pynn_equations = b2backend.equations(cell, injected_current="i_inj", parameters_as_variables=True)
     params = {p.name: (p.si_value / _pynn_scale(p.dimension), float(nest_nestml.nest_scale(p.dimension)) /
                        _pynn_scale(p.dimension), b2backend.brian_unit(p.dimension)) for p in cell.parameters}
     for i in cell.inputs:
@@ -71,6 +72,8 @@ INITIAL_VALUES = {init!r}   # missing gates start at their steady state at v
 NEST_MODULE = {nest_module!r}
 
 BRIAN2_MODULE = {brian_module!r}
+# the cell's equations with PyNN's injected current i_inj and every parameter per neuron
+BRIAN2_EQUATIONS = {pynn_equations!r}
 
 
 def _brian2_module():
@@ -146,13 +149,7 @@ def _brian2_type(sim):
                 if value.endswith("_inf"):
                     setattr(self, state, value)
 
-    eqs_text = mod.EQUATIONS
-    for k in PARAMETERS:
-        if k not in [i for i in mod.INPUTS]:
-            eqs_text += f"\\n{{k}} : {{PARAMETERS[k][2]}}"
-    eqs_text = eqs_text.replace("  # input, set by the protocol", "")
-    eqs_text += "\\ni_inj : amp"
-    eqs_text = eqs_text.replace("dv/dt = (", "dv/dt = (i_inj + ", 1)
+    eqs_text = BRIAN2_EQUATIONS
 
     units = {{"volt": brian2.mV, "second": brian2.ms, "amp": brian2.nA, "siemens": brian2.uS,
               "farad": brian2.nF, "1": 1}}
@@ -179,6 +176,8 @@ def _brian2_type(sim):
 class PyNNBackend(Backend):
     name = "pynn"
     description = "PyNN 0.13 cell type module for pyNN.nest (hhc's NEST module) and pyNN.brian2"
+    capabilities = Capabilities(runs=False, note="writes a PyNN cell-type module; run it with a PyNN script "
+                                                 "(examples/pynn_kenyon.py) on pyNN.nest or pyNN.brian2")
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
         variant = nest_nestml._variant(options.method or "auto")

@@ -1,22 +1,21 @@
-"""High-precision reference solutions: the IR's right-hand side, in SI, integrated by SciPy.
+"""High-precision reference solutions: the IR's right-hand side (hhc.compiler.rhs, in SI) integrated
+by SciPy, one neuron at a time.
 
-`hhc reference EXP.toml --sample K` integrates K neurons of an experiment with an adaptive solver
-(``scipy.integrate.solve_ivp``, DOP853 by default) at a tight relative tolerance, one neuron at a
-time so that the step control follows each neuron alone. Spikes are upward crossings of the cell's
+``scipy.integrate.solve_ivp`` (DOP853 by default) runs at a tight relative tolerance, neuron by
+neuron so that the step control follows each neuron alone. Spikes are upward crossings of the cell's
 threshold located by the solver's event root-finding on its dense output (not rounded to a grid).
-The result is written in hhc's result format (spikes.npz, traces.npz, meta.json) with the original
-neuron indices, so `hhc compare` can read it next to any run of the same experiment; meta.json
-records the solver, its tolerances and the sampled neurons (``sample_neurons``).
-
 Neurons whose initial state and inputs are identical follow identical trajectories: they are
-integrated once (``distinct_trajectories`` in meta.json).
+integrated once (``distinct_trajectories`` in the meta).
+
+Two ways in: the ``reference`` backend (``hhc run --backend reference``: every neuron of a small
+experiment, its traces and spikes as recorded by any backend), and compute_reference (a sample of
+neurons, for `hhc reference`, the accuracy advisor and `hhc validate`).
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
+import importlib.util
 import math
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,29 +24,24 @@ from typing import Callable
 import numpy as np
 import sympy
 
-from hhc.compiler.version import __version__
-from hhc.compiler import ir, units
+from hhc.compiler import ir, rhs as ir_rhs, units
 from hhc.compiler.errors import HHCError
+
+from .base import Backend, Capabilities, EmitOptions
+from .results import RunResult, TraceGroup
 
 DEFAULT_METHOD = "DOP853"
 DEFAULT_RTOL = 1e-9
 METHODS = ("DOP853", "RK45", "Radau", "LSODA", "BDF")
+IMPLICIT = ("Radau", "BDF", "LSODA")       # take the Jacobian
 # absolute tolerance = rtol x a typical magnitude of the state: 100 mV for v, 1 for gates
 V_SCALE = 0.1
+# one neuron at a time, each for about a second of wall time per second of biological time
+MAX_NEURONS = 1000
 
 
 # ---------------------------------------------------------------------------------------------
 # The right-hand side
-
-
-def _exprel(x):
-    return 1.0 if x == 0 else math.expm1(x) / x
-
-
-def _exprel_np(x):
-    x = np.asarray(x, dtype=float)
-    safe = np.where(x == 0, 1.0, x)
-    return np.where(x == 0, 1.0, np.expm1(safe) / safe)
 
 
 @dataclass
@@ -88,43 +82,22 @@ class RHS:
         return jac
 
 
-def _substitute_all(expr: sympy.Expr, table: dict) -> sympy.Expr:
-    for _ in range(50):  # named expressions may refer to one another (dependency order, short chains)
-        new = expr.xreplace(table)
-        if new == expr:
-            return new
-        expr = new
-    raise HHCError("named expressions refer to each other in a cycle")
-
-
 def build_rhs(cell: ir.Cell, jacobian: bool = True) -> RHS:
-    """Turn the IR into numeric functions: every parameter, named expression and channel current
-    substituted, units replaced by their SI scales (units.to_si)."""
-    table: dict = {p.symbol: p.value for p in cell.parameters}
-    for e in cell.expressions:
-        table[e.symbol] = e.expr
-    for ch in cell.channels:
-        table[sympy.Symbol(ch.current_name)] = cell.channel_current(ch)
-    table[sympy.Symbol("I_leak")] = cell.leak_current
+    """The IR's right-hand side (hhc.compiler.rhs.derivatives_si: parameters, named expressions
+    and currents substituted, units in SI) as numeric functions."""
     states = cell.states
-    derivs = [cell.dv_dt] + [g.derivative for g in cell.gates]
-    exprs = [units.to_si(_substitute_all(d, table)) for d in derivs]
+    derivs = ir_rhs.derivatives_si(cell)
+    exprs = [derivs[s] for s in states]
     inputs = tuple(i.name for i in cell.inputs)
     syms = [sympy.Symbol(s) for s in states] + [sympy.Symbol(i) for i in inputs]
-    unknown = set().union(*(e.free_symbols for e in exprs)) - set(syms)
-    if unknown:
-        raise HHCError(f"cannot evaluate cell {cell.name}: unresolved names {sorted(map(str, unknown))}")
-    f_scalar = sympy.lambdify(syms, exprs, modules=[{"exprel": _exprel}, "math"], cse=True)
-    f_vector = sympy.lambdify(syms, exprs, modules=[{"exprel": _exprel_np}, "numpy"], cse=True)
+    f_scalar = sympy.lambdify(syms, exprs, modules=ir_rhs.SCALAR_MODULES, cse=True)
+    f_vector = sympy.lambdify(syms, exprs, modules=ir_rhs.NUMERIC_MODULES, cse=True)
     jac = None
     if jacobian:
         matrix = sympy.Matrix(exprs).jacobian(syms[: len(states)])
-        jac = sympy.lambdify(syms, matrix.tolist(), modules=[{"exprel": _exprel}, "math"], cse=True)
-    steady = {}
-    v = sympy.Symbol("v")
-    for g in cell.gates:
-        ss = units.to_si(_substitute_all(g.steady_state, table))
-        steady[g.state] = sympy.lambdify([v], ss, modules=[{"exprel": _exprel_np}, "numpy"])
+        jac = sympy.lambdify(syms, matrix.tolist(), modules=ir_rhs.SCALAR_MODULES, cse=True)
+    steady = {g.state: sympy.lambdify([ir.V], ir_rhs.steady_state_si(cell, g), modules=ir_rhs.NUMERIC_MODULES)
+              for g in cell.gates}
     threshold = float(units.to_si(cell.threshold)) if cell.threshold is not None else None
     return RHS(cell, states, inputs, exprs, f_scalar, f_vector, jac, threshold, steady)
 
@@ -255,98 +228,134 @@ def integrate(rhs: RHS, y0, protocol, inputs_of, *, method=DEFAULT_METHOD, rtol=
     return np.asarray(spikes), samples, {"nfev": int(nfev)}
 
 
-def compute_reference(exp, cell, neurons, *, method=DEFAULT_METHOD, rtol=DEFAULT_RTOL,
-                      variables=("v",), interval=None, progress=None):
-    """Reference spikes and traces for some neurons of a resolved experiment.
-    Returns a dict in the backends' run() shape (spike_i in original indices)."""
+def _check(method: str, rtol: float) -> None:
     if method not in METHODS:
         raise HHCError(f"unknown reference method {method!r}; choose one of {', '.join(METHODS)}")
     if not 0 < rtol < 1e-2:
         raise HHCError(f"reference tolerance {rtol!r} out of range (0 < rtol < 0.01)")
-    rhs = build_rhs(cell, jacobian=method in ("Radau", "BDF", "LSODA"))
+
+
+def _solve(exp, rhs: RHS, neurons, traced, t_eval, *, method, rtol, progress=None):
+    """Integrate the given neurons of a resolved experiment, each once per distinct (initial state,
+    inputs). Traced neurons are sampled at t_eval. Returns ({neuron: (spike times, samples)}, stats)."""
+    y0_all = initial_matrix(exp, rhs)
+    no_samples = np.zeros(0)
+    cache: dict = {}              # (initial state, inputs) -> (spike times, samples, sampled)
+    out, nfev, runs = {}, 0, 0
+    for k, n in enumerate(neurons):
+        n = int(n)
+        y0 = y0_all[n]
+        sampled = n in traced
+        per_neuron_inputs = [tuple(_phase_inputs(p, rhs, n, exp.size)) for p in exp.protocol]
+        key = (tuple(np.round(y0, 15)), tuple(per_neuron_inputs))
+        if key not in cache or sampled and not cache[key][2]:
+            phase_inputs = dict(zip(map(id, exp.protocol), per_neuron_inputs))
+            times, samples, info = integrate(rhs, y0, exp.protocol, lambda p: phase_inputs[id(p)], method=method,
+                                             rtol=rtol, t_eval=t_eval if sampled else no_samples)
+            cache[key] = (times, samples, sampled)
+            nfev += info["nfev"]
+            runs += 1
+        out[n] = cache[key][:2]
+        if progress is not None:
+            progress(k + 1, len(neurons))
+    return out, {"distinct_trajectories": runs, "nfev": nfev}
+
+
+def _meta(method, rtol, stats, wall) -> dict:
+    import scipy
+    return {"backend": "reference", "device": "scipy", "method": f"scipy.solve_ivp/{method}",
+            "solver": method, "rtol": rtol, "atol_v": rtol * V_SCALE, "atol_gates": rtol,
+            "spike_detection": "upward threshold crossing located by solve_ivp events",
+            "distinct_trajectories": stats["distinct_trajectories"], "nfev": stats["nfev"],
+            "wall_time_s": wall, "scipy_version": scipy.__version__, "dt": None}
+
+
+def compute_reference(exp, cell, neurons, *, method=DEFAULT_METHOD, rtol=DEFAULT_RTOL,
+                      variables=("v",), interval=None, progress=None):
+    """Reference spikes and traces for some neurons of a resolved experiment: a dict with spike_i
+    (original indices), spike_t, traces (one TraceGroup of `variables` for all the neurons, at
+    `interval` inside the experiment's trace windows) and meta (with sample_neurons)."""
+    _check(method, rtol)
+    rhs = build_rhs(cell, jacobian=method in IMPLICIT)
     for var in variables:
         if var not in rhs.states:
             raise HHCError(f"the reference records states only; {var!r} is not one of {', '.join(rhs.states)}")
-    y0_all = initial_matrix(exp, rhs)
     neurons = np.asarray(neurons, dtype=np.int64)
-    t_eval = trace_times(exp, exp.duration, interval)
-    cols = [rhs.states.index(v) for v in variables]
+    t_eval = trace_times(exp, exp.duration, interval) if variables else np.zeros(0)
     started = time.perf_counter()
-    cache: dict = {}
-    spike_i, spike_t, samples, nfev = [], [], [], 0
-    for k, n in enumerate(neurons):
-        y0 = y0_all[n]
-        per_neuron_inputs = [tuple(_phase_inputs(p, rhs, int(n), exp.size)) for p in exp.protocol]
-        key = (tuple(np.round(y0, 15)), tuple(per_neuron_inputs))
-        if key not in cache:
-            phase_inputs = dict(zip(map(id, exp.protocol), per_neuron_inputs))
-            cache[key] = integrate(rhs, y0, exp.protocol, lambda p: phase_inputs[id(p)], method=method,
-                                   rtol=rtol, t_eval=t_eval)
-            nfev += cache[key][2]["nfev"]
-        times, traj, _ = cache[key]
+    solved, stats = _solve(exp, rhs, neurons, set(neurons.tolist()) if variables else set(), t_eval,
+                           method=method, rtol=rtol, progress=progress)
+    wall = time.perf_counter() - started
+    spike_i, spike_t = [], []
+    for n in neurons:
+        times, _ = solved[int(n)]
         spike_i.extend([int(n)] * len(times))
         spike_t.extend(times.tolist())
-        samples.append(traj[:, cols])
-        if progress is not None:
-            progress(k + 1, len(neurons))
-    wall = time.perf_counter() - started
     groups = []
     if len(t_eval) and variables:
-        stacked = np.stack(samples, axis=2) if samples else np.zeros((len(t_eval), len(cols), 0))
-        groups.append({"t": t_eval, "neurons": neurons,
-                       "variables": {v: stacked[:, j, :] for j, v in enumerate(variables)}})
-    import scipy
+        cols = [rhs.states.index(v) for v in variables]
+        groups.append(TraceGroup(t_eval, neurons, {
+            v: np.stack([solved[int(n)][1][:, c] for n in neurons], axis=1) for v, c in zip(variables, cols)}))
+    meta = _meta(method, rtol, stats, wall)
+    meta["sample_neurons"] = neurons.tolist()
     return {"spike_i": np.asarray(spike_i, dtype=np.int64), "spike_t": np.asarray(spike_t, dtype=float),
-            "traces": groups,
-            "meta": {"backend": "reference", "device": "scipy", "method": f"scipy.solve_ivp/{method}",
-                     "solver": method, "rtol": rtol, "atol_v": rtol * V_SCALE, "atol_gates": rtol,
-                     "spike_detection": "upward threshold crossing located by solve_ivp events",
-                     "sample_neurons": neurons.tolist(), "distinct_trajectories": len(cache),
-                     "nfev": nfev, "wall_time_s": wall, "scipy_version": scipy.__version__,
-                     "dt": None}}
+            "traces": groups, "meta": meta}
 
 
-def reference_run(experiment, *, sample=10, neurons=None, out=None, method=DEFAULT_METHOD,
-                  rtol=DEFAULT_RTOL, duration=None, variables=("v",), interval=None, quiet=False) -> Path:
-    """Load an experiment, compute the reference for a sample and write it as an hhc result."""
-    from hhc.api import prepare
-    from hhc.backends.results import write_results
-    exp, cell, _ = prepare(experiment, duration=duration, choose_auto=False)
-    if neurons is None:
-        neurons = sample_indices(exp.size, sample)
-    neurons = np.asarray(sorted(set(int(n) for n in neurons)), dtype=np.int64)
-    if len(neurons) == 0 or neurons.min() < 0 or neurons.max() >= exp.size:
-        raise HHCError(f"sample neurons must lie in 0..{exp.size - 1}")
-    out_dir = Path(out) if out is not None else Path("runs") / (
-        f"{Path(exp.path).stem}-reference-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}")
+def run_reference(cell, exp, progress=None) -> RunResult:
+    """Every neuron of a resolved experiment that records anything: spikes as recorded
+    (exp.record_spikes), each trace group at its own interval and windows."""
+    method = DEFAULT_METHOD if exp.method == "auto" else exp.method
+    _check(method, DEFAULT_RTOL)
+    rhs = build_rhs(cell, jacobian=method in IMPLICIT)
+    for tr in exp.traces:
+        for var in tr.variables:
+            if var not in rhs.states:
+                ReferenceBackend.unsupported(f"recording {var!r}",
+                                             hint=f"the reference records states only: {', '.join(rhs.states)}")
+    spiking = (range(exp.size) if exp.record_spikes is True else
+               () if exp.record_spikes is None else exp.record_spikes)
+    traced = {int(n) for tr in exp.traces for n in tr.neurons}
+    neurons = sorted({int(n) for n in spiking} | traced)
+    grids = [trace_times(dataclasses.replace(exp, traces=(tr,)), exp.duration, tr.interval or exp.dt)
+             for tr in exp.traces]
+    t_all = np.unique(np.concatenate(grids)) if grids else np.zeros(0)
 
-    import sys
-    tty = sys.stderr.isatty()
+    def report(done, total):
+        if progress is not None:
+            progress(exp.duration * done / total)
+    started = time.perf_counter()
+    solved, stats = _solve(exp, rhs, neurons, traced, t_all, method=method, rtol=DEFAULT_RTOL, progress=report)
+    wall = time.perf_counter() - started
+    spike_i = np.concatenate([np.full(len(solved[int(n)][0]), int(n), np.int64) for n in spiking] or
+                             [np.zeros(0, np.int64)])
+    spike_t = np.concatenate([solved[int(n)][0] for n in spiking] or [np.zeros(0)])
+    order = np.lexsort((spike_i, spike_t))
+    groups = []
+    for tr, grid in zip(exp.traces, grids):
+        rows = np.searchsorted(t_all, grid)
+        groups.append(TraceGroup(grid, np.asarray(tr.neurons, dtype=np.int64), {
+            var: np.stack([solved[int(n)][1][rows, rhs.states.index(var)] for n in tr.neurons], axis=1)
+            for var in tr.variables}))
+    return RunResult(spike_i[order], spike_t[order], groups, _meta(method, DEFAULT_RTOL, stats, wall))
 
-    def progress(done, total):
-        if not quiet and (tty or done == total):
-            print(f"\rreference: {done}/{total} neurons", end="" if done < total else "\n", file=sys.stderr)
-    result = compute_reference(exp, cell, neurons, method=method, rtol=rtol, variables=tuple(variables),
-                               interval=interval, progress=progress)
-    meta = {"hhc_version": __version__, "experiment": str(Path(exp.path).resolve()),
-            "model": str(exp.model_file), "cell": cell.name, "n_neurons": exp.size,
-            "duration": exp.duration, "seed": exp.seed,
-            "protocol": [dataclasses.asdict(p) for p in exp.protocol], "warnings": list(exp.warnings),
-            "python": platform.python_version(), "machine": platform.machine(),
-            "created": _dt.datetime.now().isoformat(timespec="seconds")}
-    meta.update(result["meta"])
-    write_results(out_dir, spike_i=result["spike_i"], spike_t=result["spike_t"], traces=result["traces"],
-                  meta=_jsonable(meta))
-    return out_dir
 
+class ReferenceBackend(Backend):
+    name = "reference"
+    description = ("SciPy solve_ivp at rtol 1e-9, neuron by neuron, spikes located by root-finding: "
+                   "what the other backends are validated against (small populations)")
+    capabilities = Capabilities(methods=METHODS, default_method=DEFAULT_METHOD, max_neurons=MAX_NEURONS,
+                                records=("spikes", "states"))
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
+    def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
+        self.unsupported("generating code", hint="the reference integrates the IR with SciPy directly: "
+                                                 "`hhc run --backend reference` or `hhc reference`")
+
+    def run(self, cell, experiment, out_dir: Path, progress=None) -> RunResult:
+        return run_reference(cell, experiment, progress)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if importlib.util.find_spec("scipy") is None:
+            return "SciPy is not installed (pip install scipy)"
+        return None

@@ -21,6 +21,8 @@ import numpy as np
 
 from hhc.compiler.errors import HHCError
 
+from .results import ChunkedArray, TraceGroup
+
 SEGMENT_DIR = "segments"
 MANIFEST = "manifest.json"
 
@@ -88,11 +90,10 @@ class SegmentStore:
         os.replace(tmp, self.manifest_path)
 
     def merge(self, trace_specs) -> tuple:
-        """All segments in one piece: (spike_i, spike_t, trace groups in the backends' run() shape).
+        """All segments in one piece: (spike_i, spike_t, trace groups).
         Spikes come as ChunkedArrays, streamed segment by segment into spikes.npz (a 50 s run of
         50,000 neurons need not hold every spike in memory); traces are concatenated.
         trace_specs: the experiment's Traces (neurons, variables) in order."""
-        from hhc.backends.results import ChunkedArray
         entries = self.done()
         total = sum(int(e["spikes"]) for e in entries)
 
@@ -116,7 +117,7 @@ class SegmentStore:
         for g, tr in enumerate(trace_specs):
             n = len(tr.neurons)
             t = np.concatenate(times[g]) if times[g] else np.zeros(0)
-            groups.append({"t": t, "neurons": np.asarray(tr.neurons),
-                           "variables": {var: (np.concatenate(values[g][var]) if values[g][var]
-                                               else np.zeros((0, n))) for var in tr.variables}})
+            groups.append(TraceGroup(t, np.asarray(tr.neurons),
+                                     {var: (np.concatenate(values[g][var]) if values[g][var] else np.zeros((0, n)))
+                                      for var in tr.variables}))
         return spike_i, spike_t, groups

@@ -111,13 +111,70 @@ class Experiment:
         traces = tuple(dataclasses.replace(tr, windows=_clip_windows(tr.windows, total)) for tr in self.traces)
         return dataclasses.replace(self, protocol=tuple(phases), traces=traces)
 
-    def with_backend(self, name=None, device=None, threads=None, mpi=None, launcher=None) -> "Experiment":
-        b = self.backend
+    def with_overrides(self, overrides: "RunOverrides") -> "Experiment":
+        """The experiment with a run's overrides of its backend and precision (not its duration,
+        which cuts the protocol once "auto" has been chosen on the experiment as written)."""
+        b, o = self.backend, overrides
         # a device belongs to its backend: --backend nest on a brian2/cpp_standalone file drops it
-        kept_device = b.device if name in (None, b.name) else None
-        return dataclasses.replace(self, backend=BackendSettings(name or b.name, device or kept_device,
-                                                                 threads or b.threads, mpi or b.mpi,
-                                                                 launcher or b.launcher))
+        kept_device = b.device if o.backend in (None, b.name) else None
+        backend = BackendSettings(o.backend or b.name, o.device or kept_device, o.threads or b.threads,
+                                  o.mpi or b.mpi, o.launcher or b.launcher)
+        return dataclasses.replace(self, backend=backend, precision=o.precision or self.precision)
+
+
+def parse_duration(text) -> float:
+    """A duration given on the command line or to the API: "1 s", "500 ms", or seconds as a number."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise HHCError(f"a duration must be a time such as \"1 s\" or a number of seconds, got {text!r}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        value, dim = evaluate(str(text))
+        if dim != units.TIME:
+            raise HHCError(f"--duration must be a time such as \"1 s\" or \"500 ms\", got {text!r} ({dim.name})")
+        value = float(value)
+    if not value > 0 or value == float("inf"):
+        raise HHCError(f"--duration must be a positive, finite time, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunOverrides:
+    """What one run changes of its experiment file, from the command line or the API; kept in the run
+    directory (run.json) so that `hhc run --resume` continues with exactly these."""
+    backend: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    duration: str | float | None = None     # cut the protocol to this much biological time
+    mpi: int | None = None                  # MPI processes
+    launcher: str | None = None             # command that starts the MPI processes
+    precision: str | None = None            # "float64" or "float32"
+
+    def __post_init__(self):
+        for name in ("backend", "device", "launcher"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise HHCError(f"{name} must be a name (text), got {value!r}")
+        for name in ("threads", "mpi"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise HHCError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.precision not in (None, "float64", "float32"):
+            raise HHCError(f"precision must be float64 or float32, got {self.precision!r}")
+        if self.duration is not None:
+            parse_duration(self.duration)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.duration is None else parse_duration(self.duration)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunOverrides":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 TOLERANCE_KEYS = {"count": "spike-count difference allowed per sampled neuron",

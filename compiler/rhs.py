@@ -9,6 +9,8 @@ values and SI scales put in for numeric evaluation.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import sympy
 
@@ -19,7 +21,16 @@ _SERIES_BELOW = 1e-5
 
 
 def numeric_exprel(x):
-    """(exp(x) - 1)/x on floats or numpy arrays, accurate near and at 0."""
+    """(exp(x) - 1)/x on floats or numpy arrays, accurate near and at 0. A float (the SciPy
+    reference's scalar right-hand side) takes a fast path through math; past the float range it is
+    inf, as on arrays."""
+    if isinstance(x, float):           # also numpy.float64
+        if abs(x) < _SERIES_BELOW:
+            return 1.0 + x / 2.0 + x * x / 6.0
+        try:
+            return math.expm1(x) / x
+        except OverflowError:
+            return math.inf
     x = np.asarray(x, dtype=float)
     small = np.abs(x) < _SERIES_BELOW
     safe = np.where(small, 1.0, x)
@@ -28,7 +39,9 @@ def numeric_exprel(x):
     return out if out.ndim else float(out)
 
 
+# sympy.lambdify modules: on numpy arrays (and scalars), and on floats only (math: faster per call)
 NUMERIC_MODULES = [{"exprel": numeric_exprel}, "numpy"]
+SCALAR_MODULES = [{"exprel": numeric_exprel}, "math"]
 
 
 def _substitute_all(expr: sympy.Expr, table: dict) -> sympy.Expr:
@@ -74,6 +87,12 @@ def in_si(cell: ir.Cell, expr: sympy.Expr) -> sympy.Expr:
     """An expression of the cell with its parameter values put in and every unit replaced by its SI
     scale: numbers, states and inputs only."""
     return units.to_si(_substitute_all(expr, {p.symbol: p.value for p in cell.parameters}))
+
+
+def steady_state_si(cell: ir.Cell, gate: ir.Gate) -> sympy.Expr:
+    """A gate's steady state as an expression of v alone (volts), parameter values in, in SI: what
+    a gate left at its steady state starts at."""
+    return in_si(cell, inline(gate.steady_state, cell))
 
 
 def derivatives_si(cell: ir.Cell) -> dict[str, sympy.Expr]:

@@ -15,6 +15,7 @@ For a sample of the experiment's neurons and a (shortened) protocol, hhc advise
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import tempfile
 import time
@@ -23,9 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from hhc import backends
+from hhc.backends.cache import cache_root, file_lock
+from hhc.backends.reference import compute_reference, sample_experiment, sample_indices
+from hhc.backends.results import write_results
 from hhc.compare import Tolerances, compare_trains
 from hhc.compiler.errors import HHCError
 from hhc.compiler.experiment import PROVISIONAL_DT
+from hhc.compiler.version import __version__
 
 DEFAULT_METHODS = ("euler", "exponential_euler", "rk2", "rk4")
 DEFAULT_DTS_MS = (0.1, 0.05, 0.025, 0.01, 0.005)
@@ -67,7 +73,6 @@ class Trial:
 
 
 def _run_backend(cell, exp, backend_name, device, out_dir):
-    from hhc import backends
     target = backends.get(backend_name)
     reason = target.unavailable_reason()
     if reason:
@@ -80,7 +85,6 @@ def _run_backend(cell, exp, backend_name, device, out_dir):
 
 def measure_step_costs(cell, exp, methods, backend_name, device, neurons=2000, duration=0.02, dt=1e-5, workdir=None):
     """Wall time per neuron per step of each method: a short run of a larger population."""
-    from hhc.backends.reference import sample_experiment
     n = min(exp.size, neurons)
     probe, _ = sample_experiment(exp.cut_to(duration), np.arange(n))
     probe = dataclasses.replace(probe, dt=dt, traces=(), record_spikes=None)
@@ -90,24 +94,20 @@ def measure_step_costs(cell, exp, methods, backend_name, device, neurons=2000, d
             with tempfile.TemporaryDirectory(dir=workdir) as tmp:
                 out = _run_backend(cell, dataclasses.replace(probe, method=method), backend_name, device, tmp)
             steps = round(probe.duration / dt)
-            costs[method] = float(out["meta"]["wall_time_s"]) / (n * steps)
+            costs[method] = float(out.meta["wall_time_s"]) / (n * steps)
         except HHCError:
             costs[method] = None
     return costs, n
 
 
-def advise(experiment, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, methods=DEFAULT_METHODS,
+def advise(full, cell, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, methods=DEFAULT_METHODS,
            dts=tuple(d * 1e-3 for d in DEFAULT_DTS_MS), backend=None, device=None,
            tolerance=AdviseTolerance(), reference_rtol=1e-9, out=None, measure_cost=True, say=print):
-    """Run the grid; returns (trials sorted by cost, recommended trial or None, info dict)."""
-    from hhc.api import prepare
-    from hhc.backends.reference import compute_reference, sample_experiment, sample_indices
-    from hhc.backends.results import write_results
-
-    full, cell, _ = prepare(experiment, choose_auto=False)
+    """Run the grid on `full`, a resolved experiment (hhc.api.prepare with choose_auto=False) of `cell`;
+    returns (trials sorted by cost, recommended trial or None, info dict)."""
     backend = backend or full.backend.name
-    device = device or ("runtime" if backend == "brian2" else full.backend.device)
-    exp, cell, _ = prepare(experiment, duration=duration, choose_auto=False) if duration else (full, cell, None)
+    device = device or backends.backend_class(backend).capabilities.advise_device or full.backend.device
+    exp = full.cut_to(duration) if duration else full
     neurons = sample_indices(exp.size, sample)
     say(f"sample: {len(neurons)} of {exp.size:,} neurons, first {exp.duration:g} s of {full.duration:g} s; "
         f"backend {backend}/{device}")
@@ -141,7 +141,8 @@ def advise(experiment, *, sample=DEFAULT_SAMPLE, duration=DEFAULT_DURATION, meth
     trials.sort(key=lambda t: (t.cost, t.method))
     passing = [t for t in trials if t.ok]
     best = passing[0] if passing else None
-    current_method = full.method if full.method != "auto" else "rk4"
+    current_method = full.method if full.method != "auto" else (
+        backends.backend_class(backend).capabilities.default_method or "rk4")
     current = next((t for t in trials if t.method == current_method and abs(t.dt - full.dt) < 1e-12), None)
     info = {"sample_neurons": neurons.tolist(), "duration": exp.duration, "full_duration": full.duration,
             "n_neurons": full.size, "backend": backend, "device": device, "reference_rtol": reference_rtol,
@@ -172,9 +173,9 @@ def run_trial(cell, sample_exp, neurons, ref_trains, method, dt, tolerance: Advi
     except HHCError as exc:
         trial.error = str(exc).splitlines()[0][:80]
         return trial
-    trial.sample_wall_s = float(run["meta"].get("wall_time_s", 0.0))
-    spike_i = neurons[np.asarray(run["spike_i"], dtype=np.int64)]
-    trains = _trains(spike_i, np.asarray(run["spike_t"]), neurons)
+    trial.sample_wall_s = float(run.meta.get("wall_time_s", 0.0))
+    spike_i = neurons[np.asarray(run.spike_i, dtype=np.int64)]
+    trains = _trains(spike_i, np.asarray(run.spike_t), neurons)
     per = [compare_trains(int(n), a, b, sample_exp.duration, tol) for n, a, b in zip(neurons, ref_trains, trains)]
     trial.spikes = int(sum(c.count_b for c in per))
     bad = [c.neuron for c in per if abs(c.count_diff) > tolerance.count]
@@ -211,9 +212,6 @@ def auto_candidates(exp) -> list[tuple[str, float]]:
 
 
 def _auto_key(exp, cell, candidates, tolerance, backend, device, sample, duration) -> str:
-    import hashlib
-
-    from hhc.compiler.version import __version__
     sources = {str(s): Path(s).read_text() for s in cell.sources if Path(s).is_file()}
     short = exp.cut_to(min(duration, exp.duration))
     blob = {"hhc": __version__, "cell": cell.name, "sources": sources, "candidates": candidates,
@@ -228,7 +226,6 @@ def choose(exp, cell, backend, device, *, sample=DEFAULT_SAMPLE, duration=DEFAUL
     sample run meets the experiment's tolerance against the reference (first 1 s of the protocol),
     tried cheapest first and cached by model, protocol and tolerance. Never coarser than the
     tolerance: when nothing meets it, the finest candidate is refused with an error, not used."""
-    from hhc.backends import cache_root, file_lock
     tol = exp.tolerance
     tolerance = AdviseTolerance(count=tol.get("count", 0), first_spike=tol.get("first_spike", 0.1e-3),
                                 spike_time=tol.get("spike_time"))
@@ -252,7 +249,6 @@ def choose(exp, cell, backend, device, *, sample=DEFAULT_SAMPLE, duration=DEFAUL
 
 
 def _search(exp, cell, candidates, tolerance, backend, device, sample, duration, say):
-    from hhc.backends.reference import compute_reference, sample_experiment, sample_indices
     base = exp.with_dt(PROVISIONAL_DT) if exp.dt_auto else exp    # each trial sets its own dt
     short = base.cut_to(min(duration, exp.duration))
     neurons = sample_indices(short.size, sample)

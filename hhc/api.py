@@ -5,6 +5,7 @@ import dataclasses
 import datetime as _dt
 import json
 import platform
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -15,13 +16,11 @@ from rich.markup import escape
 from hhc import advise, backends, planner
 from hhc.compiler.version import __version__
 from hhc.backends import EmitOptions
-from hhc.compiler import ir, load_model, units
-from hhc.compiler.values import evaluate
+from hhc.compiler import ir, load_model
 from hhc.compiler.errors import HHCError
-from hhc.compiler.experiment import PROVISIONAL_DT, Experiment, load_experiment, resolve
+from hhc.compiler.experiment import PROVISIONAL_DT, Experiment, RunOverrides, load_experiment, resolve
 from hhc.progress import ProgressBar
 from hhc.backends.segments import SEGMENT_DIR
-from hhc.backends.results import write_results
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -48,13 +47,6 @@ def compile_model(model, target: str = "brian2", cell: str | None = None, device
     return files
 
 
-def parse_duration(text: str) -> float:
-    value, dim = evaluate(str(text))
-    if dim != units.TIME:
-        raise HHCError(f"--duration must be a time such as \"1 s\" or \"500 ms\", got {text!r} ({dim.name})")
-    return float(value)
-
-
 def recording_plan(exp: Experiment, cell=None) -> planner.RecordingPlan:
     spike_neurons = (exp.size if exp.record_spikes is True else
                      0 if exp.record_spikes is None else len(exp.record_spikes))
@@ -74,22 +66,18 @@ def default_run_dir(exp: Experiment) -> Path:
     return Path("runs") / f"{Path(exp.path).stem}-{exp.backend.name}-{device}-{stamp}"
 
 
-def prepare(experiment, backend=None, device=None, threads=None, duration=None, mpi=None, launcher=None,
-            precision=None, choose_auto=True, say=None):
+def prepare(experiment, overrides: RunOverrides | None = None, choose_auto=True, say=None):
     """Load and check everything a run needs, before any simulation: (experiment, cell, estimate).
     With choose_auto, method/dt = "auto" are resolved here by the accuracy advisor (on backends that
-    let it choose); otherwise dt = "auto" stands at hhc.PROVISIONAL_DT."""
+    let it choose); otherwise dt = "auto" stands at PROVISIONAL_DT."""
+    overrides = overrides or RunOverrides()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    exp = exp.with_backend(backend, device, threads, mpi, launcher)
-    if precision is not None:
-        exp = dataclasses.replace(exp, precision=precision)
-    cut = None if duration is None else (parse_duration(duration) if isinstance(duration, str) else float(duration))
-    if cut is not None and cut <= 0:
-        raise HHCError(f"--duration must be positive, got {duration}")
+    exp = exp.with_overrides(overrides)
+    cut = overrides.duration_s
     model = load_model(exp.model_file)
     cell = model.cell(exp.cell_name)
     exp = resolve(exp, cell)
-    # "auto" is chosen for the experiment as written (its first second), not for a --duration cut of it
+    # "auto" is chosen for the experiment as written, not for a --duration cut of it
     if choose_auto:
         exp = choose_auto_settings(exp, cell, say or (lambda m: console.print(escape(m))))
     elif exp.dt_auto:
@@ -106,12 +94,11 @@ RUN_SETTINGS = "run.json"
 def _peak_rss_bytes() -> dict:
     """Peak resident memory so far: of hhc's own process and of its largest finished child (a
     compiled simulation binary, an MPI launcher); Linux reports kilobytes."""
-    import resource
     return {"hhc": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
 
 
-def _resume_settings(run_dir: Path) -> dict:
+def _resume_settings(run_dir: Path) -> tuple[str, RunOverrides]:
     path = run_dir / RUN_SETTINGS
     if not path.exists():
         raise HHCError(f"cannot resume {run_dir}: it has no {RUN_SETTINGS} (not a run directory started by "
@@ -121,14 +108,14 @@ def _resume_settings(run_dir: Path) -> dict:
     settings = json.loads(path.read_text())
     if not Path(settings["experiment"]).exists():
         raise HHCError(f"cannot resume {run_dir}: its experiment file {settings['experiment']} is gone")
-    return settings
+    return settings["experiment"], RunOverrides.from_json(settings)
 
 
 def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
     """method/dt = "auto": the advisor's cheapest passing choice for backends that name a device
     to advise on (Backend.advise_device); other backends pick their own method for "auto"."""
-    target_cls = type(backends.get(exp.backend.name))
-    if target_cls.advise_device is None:
+    target_cls = backends.backend_class(exp.backend.name)
+    if target_cls.capabilities.advise_device is None:
         if exp.dt_auto:
             say(f"auto: backend {exp.backend.name} chooses its own integrator; dt = \"auto\" stands at "
                 f"{PROVISIONAL_DT * 1e3:g} ms there (set [simulation] dt to change it)")
@@ -136,28 +123,30 @@ def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
         return exp
     if exp.method != "auto" and not exp.dt_auto:
         return exp
-    chosen, info = advise.choose(exp, cell, exp.backend.name, target_cls.advise_device, say=say)
+    chosen, info = advise.choose(exp, cell, exp.backend.name, target_cls.capabilities.advise_device, say=say)
     return dataclasses.replace(chosen, auto_choice=info)
 
 
 def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
                    quiet: bool = False, mpi=None, launcher=None, precision=None, choose_auto=True,
-                   resume=None) -> Path:
+                   resume=None, overrides: RunOverrides | None = None) -> Path:
     """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir.
-    choose_auto=False leaves method = "auto" to the backend's own default (no advisor run).
-    resume=DIR continues an interrupted run in DIR from its last written segment, with the settings
-    it was started with."""
+    The run's changes to the experiment come as keywords (backend ... precision) or as one
+    RunOverrides. choose_auto=False leaves method = "auto" to the backend's own default (no advisor
+    run). resume=DIR continues an interrupted run in DIR from its last written segment, with the
+    settings it was started with."""
     say = (lambda *a: None) if quiet else console.print
+    if overrides is None:
+        overrides = RunOverrides(backend=backend, device=device, threads=threads, duration=duration, mpi=mpi,
+                                 launcher=launcher, precision=precision)
     if resume is not None:
-        settings = _resume_settings(Path(resume))
-        experiment, out = settings.pop("experiment"), resume
+        experiment, overrides = _resume_settings(Path(resume))
+        out = resume
         if not (Path(resume) / SEGMENT_DIR / "manifest.json").exists():
             say(escape(f"note: {resume} has no written segments (only cpp_standalone writes them, every "
                        f"[record] segment of biological time): the run starts again from t = 0"))
-        backend, device, threads, duration, mpi, launcher, precision = (
-            settings[k] for k in ("backend", "device", "threads", "duration", "mpi", "launcher", "precision"))
-    exp, cell, estimate = prepare(experiment, backend, device, threads, duration, mpi, launcher, precision,
-                                  choose_auto=choose_auto, say=None if not quiet else (lambda m: None))
+    exp, cell, estimate = prepare(experiment, overrides, choose_auto=choose_auto,
+                                  say=None if not quiet else (lambda m: None))
     out_dir = Path(out) if out is not None else default_run_dir(exp)
     say(f"[bold]{cell.name}[/] × {exp.size:,} neurons, {exp.duration:g} s biological time, dt "
         f"{exp.dt * 1e3:g} ms, method {exp.method}, backend {exp.backend.name}"
@@ -170,20 +159,16 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         console.print(f"[yellow]warning:[/] {escape(w)}")
 
     target = backends.get(exp.backend.name)
+    target.check_run(exp)
     reason = target.unavailable_reason()
     if reason:
         raise HHCError(f"backend {exp.backend.name} cannot run here: {reason}")
-    if exp.precision not in type(target).precisions:
-        raise HHCError(f"backend {exp.backend.name} runs in {', '.join(type(target).precisions)} only, not "
-                       f"{exp.precision}", hint="drop --float32 / precision, or use the brian2 backend")
     out_dir.mkdir(parents=True, exist_ok=True)
     if resume is None:
         shutil.rmtree(out_dir / SEGMENT_DIR, ignore_errors=True)     # an older run's segments are not ours
         if isinstance(experiment, (str, Path)):
             (out_dir / RUN_SETTINGS).write_text(json.dumps({
-                "experiment": str(Path(experiment).resolve()), "backend": backend, "device": device,
-                "threads": threads, "duration": duration, "mpi": mpi, "launcher": launcher,
-                "precision": precision}, indent=1) + "\n")
+                "experiment": str(Path(experiment).resolve()), **overrides.to_json()}, indent=1) + "\n")
     started = time.perf_counter()
     with ProgressBar(exp.duration, "simulating") as bar:
         result = target.run(cell, exp, out_dir, progress=bar.update)
@@ -205,12 +190,11 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "python": platform.python_version(), "machine": platform.machine(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-    meta.update(result["meta"])
+    meta.update(result.meta)
     meta["peak_memory_bytes"] = _peak_rss_bytes()
-    write_results(out_dir, spike_i=result["spike_i"], spike_t=result["spike_t"], traces=result["traces"],
-                  meta=meta)
+    result.write(out_dir, meta)
     shutil.rmtree(out_dir / SEGMENT_DIR, ignore_errors=True)          # merged into the results now
-    n_spikes = len(result["spike_t"])
+    n_spikes = result.n_spikes
     wall = meta.get("wall_time_s", total_wall)
     say(f"done: {n_spikes:,} spikes; simulation wall time {wall:.2f} s "
         f"({wall / max(exp.duration, 1e-12):.3g} s per biological second); results in {escape(str(out_dir))}")

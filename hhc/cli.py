@@ -1,14 +1,22 @@
 """The `hhc` command."""
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import sys
 from pathlib import Path
 
 import click
 
-from hhc.compiler.version import __version__
+from hhc import backends as registry
+from hhc import commands
+from hhc.api import compile_model, run_experiment
+from hhc.backends.brian2 import cuda as brian2_cuda
+from hhc.compiler import load_model
 from hhc.compiler.errors import HHCError
+from hhc.compiler.experiment import RunOverrides
+from hhc.compiler.version import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,10 +26,9 @@ def cli():
 
 
 def _compute_capability(value):
-    """--compute-capability: checked, then handed to the brian2 cuda_standalone build (backends/brian2_cuda.py)
+    """--compute-capability: checked, then handed to the brian2 cuda_standalone build (backends/brian2/cuda.py)
     through the environment, like the other settings of that separate environment."""
     if value is not None:
-        from hhc.backends import brian2_cuda
         os.environ[brian2_cuda.COMPUTE_CAPABILITY_ENV] = str(brian2_cuda.parse_compute_capability(value))
     return value
 
@@ -40,7 +47,6 @@ def _compute_capability(value):
               help="GPU architecture to compile for (brian2 cuda_standalone; default: the GPU's, else 9.0).")
 def compile(chan_file, target, cell, device, out_dir, experiment, build_only, compute_capability):
     """Check CHAN_FILE and generate code for a target."""
-    from hhc.api import compile_model
     files = compile_model(chan_file, target=target, cell=cell, device=device, out_dir=out_dir,
                           experiment=experiment, build_only=build_only)
     for name in files:
@@ -51,7 +57,6 @@ def compile(chan_file, target, cell, device, out_dir, experiment, build_only, co
 @click.argument("chan_file", type=click.Path(dir_okay=False))
 def check(chan_file):
     """Check CHAN_FILE (syntax, names, units, dimensions) and summarise what it defines."""
-    from hhc.compiler import load_model
     model = load_model(chan_file)
     for ch in model.channels:
         gates = ", ".join(f"{g.name}^{g.power} ({g.form.replace('_', '/')})" for g in ch.gates)
@@ -83,34 +88,29 @@ def run(experiment, out, resume, backend, device, threads, duration, mpi, launch
 
     Long runs write their results in segments as they go (brian2 cpp_standalone); a run that was
     killed continues with `hhc run --resume DIR`."""
-    from hhc.api import run_experiment
     if resume is not None:
         if experiment or out or backend or device or threads or duration or mpi or launcher or float32:
             raise click.UsageError("--resume DIR takes no other arguments: the run continues with the settings "
                                    "it was started with (DIR/run.json)")
     elif experiment is None:
         raise click.UsageError("give an EXPERIMENT file (or --resume DIR)")
-    out_dir = run_experiment(experiment, out=out, backend=backend, device=device, threads=threads,
-                             duration=duration, mpi=mpi, launcher=launcher,
-                             precision="float32" if float32 else None, resume=resume)
+    overrides = RunOverrides(backend=backend, device=device, threads=threads, duration=duration, mpi=mpi,
+                             launcher=launcher, precision="float32" if float32 else None)
+    out_dir = run_experiment(experiment, out=out, overrides=overrides, resume=resume)
     click.echo(str(out_dir))
 
 
 @cli.command()
 def backends():
     """List the backends and whether they can run here."""
-    from hhc import backends as registry
     for name in registry.names():
-        cls = type(registry.get(name))
+        cls = registry.backend_class(name)
         reason = cls.unavailable_reason()
-        click.echo(f"{name:10s} {'ok' if reason is None else 'unavailable: ' + reason}  {cls.description}")
+        status = "unavailable: " + reason if reason else ("ok" if cls.capabilities.runs else "code only")
+        click.echo(f"{name:10s} {status}  {cls.description}")
 
 
 def _add_plugin_commands():
-    import importlib
-    import pkgutil
-
-    from hhc import commands
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"hhc.commands.{info.name}")
         command = getattr(module, "command", None)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hhc.compiler.errors import HHCError
+from hhc import plot
 from hhc.backends.results import Results, load_results
 
 
@@ -165,59 +166,6 @@ def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol:
 # Runs
 
 
-def run_label(r: Results, fallback: str) -> str:
-    m = r.meta
-    if m.get("backend") == "reference":
-        return f"reference {m.get('solver', '')} rtol {m.get('rtol', '')}".strip()
-    parts = [str(m.get("backend", "?"))]
-    if m.get("device"):
-        parts[0] += f"/{m['device']}"
-    if m.get("method"):
-        parts.append(str(m["method"]))
-    if m.get("dt"):
-        parts.append(f"dt {m['dt'] * 1e3:g} ms")
-    label = " ".join(parts)
-    return label if label != "?" else fallback
-
-
-def neuron_set(r: Results) -> np.ndarray:
-    """The neurons a run simulated (and recorded spikes of)."""
-    m = r.meta
-    for key in ("sample_neurons", "spike_neurons"):
-        if m.get(key) is not None:
-            return np.asarray(m[key], dtype=np.int64)
-    if m.get("n_neurons") is not None:
-        return np.arange(int(m["n_neurons"]), dtype=np.int64)
-    return np.unique(r.spike_i)
-
-
-def run_duration(r: Results) -> float:
-    m = r.meta
-    if m.get("duration") is not None:
-        return float(m["duration"])
-    return float(r.spike_t.max()) if r.spike_t.size else 0.0
-
-
-def phase_starts(r: Results) -> list[float]:
-    """Start times of the protocol phases (meta.json 'protocol'), or [] if unknown."""
-    phases = r.meta.get("protocol")
-    if not isinstance(phases, list) or not phases:
-        return []
-    try:
-        durations = [float(p["duration"]) for p in phases]
-    except (TypeError, KeyError, ValueError):
-        return []
-    return [0.0] + list(np.cumsum(durations)[:-1])
-
-
-def trains_for(r: Results, neurons: np.ndarray) -> list[np.ndarray]:
-    order = np.lexsort((r.spike_t, r.spike_i))
-    i, t = r.spike_i[order], r.spike_t[order]
-    starts = np.searchsorted(i, neurons, side="left")
-    stops = np.searchsorted(i, neurons, side="right")
-    return [t[s:e] for s, e in zip(starts, stops)]
-
-
 @dataclass
 class TraceComparison:
     variable: str
@@ -325,9 +273,9 @@ class PairComparison:
 
 def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), label_a="A", label_b="B",
                     distances: bool = True) -> PairComparison:
-    na, nb = neuron_set(ra), neuron_set(rb)
+    na, nb = ra.neurons(), rb.neurons()
     neurons = np.intersect1d(na, nb)
-    ta, tb = run_duration(ra), run_duration(rb)
+    ta, tb = ra.duration(), rb.duration()
     t_end = min(ta, tb)
     notes = []
     if len(neurons) < max(len(na), len(nb)):
@@ -335,9 +283,9 @@ def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), la
                      f"(A has {len(na):,}, B has {len(nb):,})")
     if abs(ta - tb) > 1e-12:
         notes.append(f"runs cover {ta:g} s and {tb:g} s; compared the first {t_end:g} s")
-    trains_a = trains_for(ra, neurons)
-    trains_b = trains_for(rb, neurons)
-    starts = phase_starts(ra) or phase_starts(rb) or None
+    trains_a = ra.trains_for(neurons)
+    trains_b = rb.trains_for(neurons)
+    starts = ra.phase_starts() or rb.phase_starts() or None
     per = [compare_trains(int(n), a, b, t_end, tol, starts) for n, a, b in zip(neurons, trains_a, trains_b)]
     rates_a = np.array([c.count_a for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     rates_b = np.array([c.count_b for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
@@ -501,7 +449,7 @@ def compare_runs(paths, tol: Tolerances = Tolerances(), report: str | Path | Non
     if len(paths) < 2:
         raise HHCError("compare needs at least two result directories")
     results = [load_results(p) for p in paths]
-    labels = [run_label(r, f"run {k + 1}") for k, r in enumerate(results)]
+    labels = [r.label(f"run {k + 1}") for k, r in enumerate(results)]
     if len(set(labels)) < len(labels):      # same settings: tell the runs apart by directory
         labels = [f"{label} [{Path(path).name}]" for label, path in zip(labels, paths)]
     pairs, index = [], []
@@ -514,7 +462,6 @@ def compare_runs(paths, tol: Tolerances = Tolerances(), report: str | Path | Non
         out.mkdir(parents=True, exist_ok=True)
         images = {}
         if plots:
-            from hhc import plot
             for k, p in enumerate(pairs):
                 i, j = index[k]
                 images[k] = plot.pair_figures(p, results[i], results[j], out, f"pair{k + 1}")

@@ -29,15 +29,13 @@ def _unit(var):
 
 
 def _label(r: Results, k: int) -> str:
-    from hhc.compare import run_label
-    return f"{k + 1}: {run_label(r, str(r.path))}"
+    return f"{k + 1}: {r.label(str(r.path))}"
 
 
 def raster(ax, runs: list[Results], neurons=None, t_max=None, labels=None, max_neurons=60):
     """Spikes of up to max_neurons neurons (the given ones, or spread over the population)."""
     if neurons is None:
-        from hhc.compare import neuron_set
-        allowed = neuron_set(runs[0])
+        allowed = runs[0].neurons()
         if len(allowed) > max_neurons:
             allowed = allowed[np.unique(np.round(np.linspace(0, len(allowed) - 1, max_neurons)).astype(int))]
         neurons = allowed
@@ -109,13 +107,12 @@ def plot_runs(paths, out, max_neurons=60, trace_neurons=4) -> list[Path]:
         plt.close(fig)
         written.append(out / "traces.png")
 
-    from hhc.compare import neuron_set, run_duration
     fig, ax = plt.subplots(figsize=(8, 4.5))
     rates = []
     for r in runs:
-        n = neuron_set(r)
+        n = r.neurons()
         counts = np.bincount(r.spike_i, minlength=int(n.max()) + 1 if len(n) else 0)[n] if len(n) else np.zeros(0)
-        rates.append(counts / max(run_duration(r), 1e-12))
+        rates.append(counts / max(r.duration(), 1e-12))
     top = max((x.max() for x in rates if len(x)), default=1.0)
     bins = np.linspace(0, max(top, 1e-9) * 1.05 + 1e-9, 30)
     for k, x in enumerate(rates):

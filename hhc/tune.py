@@ -14,7 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hhc import backends
+from hhc.api import prepare, run_experiment
 from hhc.compiler.errors import HHCError
+from hhc.compiler.experiment import RunOverrides
 
 
 @dataclass
@@ -36,12 +39,13 @@ def default_thread_counts() -> list[int]:
 
 def tune(experiment, *, threads=None, duration="200 ms", repeats=2, margin=0.05, say=print):
     """Returns (measurements, recommended thread count, info)."""
-    from hhc.api import prepare, run_experiment
     exp, cell, _ = prepare(experiment, say=say)
-    device = exp.backend.device or "runtime"
-    if exp.backend.name == "brian2" and device == "runtime":
-        raise HHCError("the brian2 runtime device is single-threaded: there is nothing to tune",
-                       hint='set [backend] device = "cpp_standalone" (OpenMP threads)')
+    caps = backends.backend_class(exp.backend.name).capabilities
+    if exp.backend.device not in caps.threaded_devices:
+        threaded = ", ".join(d for d in caps.threaded_devices if d) or "none"
+        raise HHCError(f"{exp.backend.name} {exp.backend.device or 'with its default device'} runs single-threaded: "
+                       f"there is nothing to tune", hint=f"devices of {exp.backend.name} with threads: {threaded}")
+    device = exp.backend.device or "default"
     counts = sorted(set(threads or default_thread_counts()))
     if not counts or counts[0] < 1:
         raise HHCError(f"thread counts must be positive, got {counts}")
@@ -50,7 +54,8 @@ def tune(experiment, *, threads=None, duration="200 ms", repeats=2, margin=0.05,
         for k in counts:
             walls = []
             for r in range(repeats):
-                out = run_experiment(exp, out=Path(tmp) / f"t{k}-{r}", threads=k, duration=duration, quiet=True)
+                out = run_experiment(exp, out=Path(tmp) / f"t{k}-{r}", quiet=True,
+                                     overrides=RunOverrides(threads=k, duration=duration))
                 meta = json.loads((out / "meta.json").read_text())
                 walls.append(float(meta["wall_time_s"]))
             steps = round(meta["duration"] / meta["dt"])
@@ -58,13 +63,20 @@ def tune(experiment, *, threads=None, duration="200 ms", repeats=2, margin=0.05,
             results.append(Measurement(k, best, best / (meta["n_neurons"] * steps) * 1e9))
             say(f"  {k:3d} threads: {best:.3f} s ({results[-1].ns_per_neuron_step:.1f} ns per neuron-step, "
                 f"best of {repeats})")
-    pick = results[0]
-    for m in results[1:]:
-        if m.wall_s < pick.wall_s * (1 - margin):
-            pick = m
     info = {"backend": exp.backend.name, "device": device, "duration": meta["duration"], "dt": meta["dt"],
             "method": meta["method"], "n_neurons": meta["n_neurons"], "cores": os.cpu_count()}
-    return results, pick.threads, info
+    return results, recommend(results, margin), info
+
+
+def recommend(measurements: list[Measurement], margin: float = 0.05) -> int:
+    """The thread count to use: going up from the fewest threads, a count is preferred over the one
+    chosen so far only when it is faster by more than `margin`."""
+    ordered = sorted(measurements, key=lambda m: m.threads)
+    pick = ordered[0]
+    for m in ordered[1:]:
+        if m.wall_s < pick.wall_s * (1 - margin):
+            pick = m
+    return pick.threads
 
 
 def write_threads(path: Path, threads: int) -> None:

@@ -15,36 +15,42 @@ metric; backends that cannot run here, or only generate code, are listed with th
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hhc import backends
+from hhc.api import prepare, run_experiment
+from hhc.backends.reference import compute_reference
+from hhc.backends.results import load_results, write_results
+from hhc.compare import Tolerances, compare_results
+from hhc.compiler import load_model
 from hhc.compiler.errors import HHCError
+from hhc.compiler.experiment import BackendSettings, Experiment, Phase, Traces, resolve
+
+REFERENCE = "reference"
 
 LEVELS = (("silence", 0.0), ("rheobase", 1.05), ("strong", 3.0))
 REST = 0.02          # s before the step
 STEP = 0.2           # s of step
 NEURONS = 1
-# backends whose default dt differs (DESIGN.md: jNeuroML is forward Euler, compare at dt <= 0.001 ms)
-BACKEND_DT = {"jneuroml": 1e-6}
-# targets that write files for another runner
-CODE_ONLY = {"neuroml": "generates NeuroML2/LEMS documents only; validated through jneuroml and neuron"}
 
 
 def models_dir() -> Path:
     here = Path(__file__).resolve().parent.parent / "models"
     if here.is_dir():
         return here
-    import hhc.models
-    return Path(hhc.models.__file__).parent
+    spec = importlib.util.find_spec("hhc.models")      # installed (pip install .): the package's folder
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def discover_cells(directory: Path | None = None, names=None):
     """(model file, cell) for every cell defined in the top-level .chan files."""
-    from hhc.compiler import load_model
     directory = directory or models_dir()
     found = []
     for path in sorted(Path(directory).glob("*.chan")):
@@ -58,7 +64,6 @@ def discover_cells(directory: Path | None = None, names=None):
 
 def base_experiment(model_file: Path, cell, current: float, *, dt=1e-5, method="auto", size=NEURONS,
                     backend="brian2", device=None, tag="validate"):
-    from hhc.compiler.experiment import BackendSettings, Experiment, Phase, Traces
     if not cell.inputs:
         raise HHCError(f"cell {cell.name} has no input to drive")
     name = cell.inputs[0].name
@@ -73,8 +78,6 @@ def base_experiment(model_file: Path, cell, current: float, *, dt=1e-5, method="
 def find_rheobase(model_file, cell, low=0.0, high=1e-12, rtol=1e-6, precision=0.02, limit=1e-6) -> float:
     """The smallest step current (A) that makes a neuron at the cell's own initial state spike within
     the step, by doubling then bisection with the reference solver."""
-    from hhc.compiler.experiment import resolve
-    from hhc.backends.reference import compute_reference
 
     def spikes(current):
         exp = resolve(base_experiment(model_file, cell, current, size=1), cell)
@@ -100,24 +103,20 @@ class MatrixCell:
 
 def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="auto", say=print):
     """Returns (cells: {(model label, backend label): MatrixCell}, unavailable: {backend: reason}, info)."""
-    from hhc import backends
-    from hhc.api import prepare, run_experiment
-    from hhc.compare import Tolerances, compare_results
-    from hhc.backends.reference import compute_reference
-    from hhc.backends.results import load_results, write_results
 
     specs = backend_specs or backends.names()
     unavailable, runnable = {}, []
     for spec in specs:
         name, _, device = spec.partition(":")
         try:
-            cls = type(backends.get(name))
+            cls = backends.backend_class(name)
         except HHCError as exc:
             unavailable[spec] = str(exc)
             continue
-        from hhc.backends import Backend
-        reason = CODE_ONLY.get(name) or (
-            "generates code only (no run())" if cls.run is Backend.run else cls.unavailable_reason())
+        if name == REFERENCE:
+            continue            # what every backend is validated against
+        reason = (cls.capabilities.note or "generates code only") if not cls.capabilities.runs else \
+            cls.unavailable_reason()
         if reason:
             unavailable[spec] = reason
         else:
@@ -140,7 +139,6 @@ def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="au
             ref = compute_reference(exp, cell, np.arange(exp.size), variables=("v",))
             ref_dir = (out or Path(".")) / "reference" / cell.name / level
             if out is None:
-                import tempfile
                 ref_dir = Path(tempfile.mkdtemp(prefix="hhc-validate-")) / level
             write_results(ref_dir, spike_i=ref["spike_i"], spike_t=ref["spike_t"], traces=ref["traces"],
                           meta={**ref["meta"], "n_neurons": exp.size, "duration": exp.duration})
@@ -149,12 +147,11 @@ def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="au
             worst_dt, fails, mismatches, details = 0.0, [], 0, []
             try:
                 for level, factor in LEVELS:
-                    exp = base_experiment(model_file, cell, factor * rheobase, dt=BACKEND_DT.get(name, dt),
+                    exp = base_experiment(model_file, cell, factor * rheobase, dt=backends.backend_class(name).capabilities.validate_dt or dt,
                                           method=method,
                                           backend=name, device=device, tag=f"validate-{level}")
                     run_dir = ((out / "runs" / spec.replace(":", "-") / cell.name / level) if out else None)
                     if run_dir is None:
-                        import tempfile
                         run_dir = Path(tempfile.mkdtemp(prefix="hhc-validate-")) / level
                     run_experiment(exp, out=run_dir, quiet=True, choose_auto=False)
                     pair = compare_results(load_results(refs[level][1]), load_results(run_dir), tol,

@@ -61,9 +61,14 @@ def _unit_definition(unit: units.Unit) -> str:
     return f"{float(unit.scale)!r} * {base}"
 
 
-def equations(cell: ir.Cell) -> str:
-    """The Brian2 equation string of a cell, grouped by channel, one line per quantity."""
-    lines = [f"dv/dt = {brian_expr(cell.dv_dt)} : volt"]
+def equations(cell: ir.Cell, injected_current: str | None = None, parameters_as_variables: bool = False) -> str:
+    """The Brian2 equation string of a cell, grouped by channel, one line per quantity.
+    injected_current: the name of one more current into the cell (PyNN's i_inj); parameters_as_variables:
+    every parameter a per-neuron variable instead of a namespace constant (PyNN sets them per cell)."""
+    dv_dt = cell.dv_dt
+    if injected_current is not None:
+        dv_dt = dv_dt + sympy.Symbol(injected_current) / cell.membrane_capacitance
+    lines = [f"dv/dt = {brian_expr(dv_dt)} : volt"]
     for ch in cell.channels:
         lines.append("")
         lines.append(f"# channel {ch.name}" + (f" ({ch.ion})" if ch.ion else ""))
@@ -83,8 +88,14 @@ def equations(cell: ir.Cell) -> str:
                 lines.append(f"{x}_tau = {brian_expr(g.time_constant)} : second")
     lines.append("")
     lines.append(f"I_leak = {brian_expr(cell.leak_current)} : amp")
+    comment = "" if parameters_as_variables else "  # input, set by the protocol"
     for inp in cell.inputs:
-        lines.append(f"{inp.name} : {brian_unit(inp.dimension)}  # input, set by the protocol")
+        lines.append(f"{inp.name} : {brian_unit(inp.dimension)}{comment}")
+    if injected_current is not None:
+        lines.append(f"{injected_current} : amp")
+    if parameters_as_variables:
+        for p in cell.parameters:
+            lines.append(f"{p.name} : {brian_unit(p.dimension)}")
     return "\n".join(lines) + "\n"
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from math import gcd
+from pathlib import Path
 
 import sympy
 
 from hhc.compiler.version import __version__
-from hhc.compiler import ir, units
+from hhc.compiler import ir, rhs as ir_rhs, units
 from hhc.compiler.errors import HHCError
 
 from ..codegen import DoublePrinter, decimal_form
@@ -162,20 +163,6 @@ def _to_nest_numbers(expr: sympy.Expr) -> sympy.Expr:
     return expr.xreplace(subs)
 
 
-def _rhs(cell: ir.Cell) -> dict[str, sympy.Expr]:
-    """Every state's derivative as one expression of states, parameters and inputs (named
-    expressions, steady states, time constants and currents substituted)."""
-    named = {}
-    for e in cell.expressions:
-        named[e.symbol] = e.expr.xreplace(named)
-    currents = {sympy.Symbol(ch.current_name): cell.channel_current(ch).xreplace(named) for ch in cell.channels}
-    currents[sympy.Symbol("I_leak")] = cell.leak_current
-    out = {"v": cell.dv_dt.xreplace(currents).xreplace(named)}
-    for g in cell.gates:
-        out[g.state] = g.derivative.xreplace(named)
-    return out
-
-
 def _header(cell: ir.Cell, variant: str) -> list[str]:
     sources = ", ".join(Path(s).name for s in cell.sources) or Path(cell.source).name
     how = (f"hhc's own fixed-step {_DESCRIPTION[variant]} in the update block (step = NEST's resolution)"
@@ -281,7 +268,7 @@ class _RhsProgram:
     """
 
     def __init__(self, cell: ir.Cell, rates: bool = False):
-        rhs = _rhs(cell)
+        rhs = ir_rhs.derivatives(cell)
         self.states = list(cell.states)
         self.y = {s: sympy.Symbol(f"y_{nest_name(s)}") for s in self.states}
         params = {p.symbol: sympy.Symbol(f"p_{nest_name(p.name)}") for p in cell.parameters}

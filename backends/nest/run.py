@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from hhc.compiler import ir, units
+from hhc.compiler import ir, rhs as ir_rhs, units
 from hhc.compiler.errors import HHCError
-from hhc.compiler.rhs import numeric_exprel
 
 from ..results import RunResult
 from .build import SCRIPTS, build_module, mpi_python
@@ -28,12 +27,7 @@ RANK_SCRIPT = SCRIPTS / "rank.py"
 
 
 def _steady_state(cell: ir.Cell, gate: ir.Gate, v: np.ndarray) -> np.ndarray:
-    params = {p.symbol: p.si_value for p in cell.parameters}
-    named = {}
-    for e in cell.expressions:
-        named[e.symbol] = e.expr.xreplace(named)
-    expr = units.to_si(gate.steady_state.xreplace(named)).xreplace(params)
-    f = sympy.lambdify(ir.V, expr, modules=[{"exprel": numeric_exprel}, "numpy"])
+    f = sympy.lambdify(ir.V, ir_rhs.steady_state_si(cell, gate), modules=ir_rhs.NUMERIC_MODULES)
     return np.broadcast_to(np.asarray(f(v), dtype=float), v.shape).copy()
 
 

@@ -5,7 +5,10 @@ import sys
 
 import click
 
-from hhc.advise import DEFAULT_DTS_MS, DEFAULT_METHODS, DEFAULT_SAMPLE
+from hhc.advise import (DEFAULT_DTS_MS, DEFAULT_METHODS, DEFAULT_SAMPLE, AdviseTolerance, advise, format_table,
+                        recommendation_text)
+from hhc.api import prepare
+from hhc.compiler.experiment import parse_duration
 
 
 @click.command("advise")
@@ -33,10 +36,9 @@ from hhc.advise import DEFAULT_DTS_MS, DEFAULT_METHODS, DEFAULT_SAMPLE
 def command(experiment, sample, duration, methods, dts, first_spike, count, spike_time, backend, device, rtol, out,
             no_cost_probe):
     """Try method x dt on a sample of EXPERIMENT against a SciPy reference; recommend the cheapest that fits."""
-    from hhc.advise import AdviseTolerance, advise, format_table, recommendation_text
-    from hhc.api import parse_duration
+    full, cell, _ = prepare(experiment, choose_auto=False)
     trials, best, info = advise(
-        experiment, sample=sample, duration=None if duration == "full" else parse_duration(duration),
+        full, cell, sample=sample, duration=None if duration == "full" else parse_duration(duration),
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         dts=tuple(float(d) * 1e-3 for d in dts.split(",") if d.strip()), backend=backend, device=device,
         tolerance=AdviseTolerance(count=count, first_spike=first_spike * 1e-3,

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from hhc.compare import Tolerances
+from hhc.compare import Tolerances, compare_runs, failure_lines, format_table, pair_table
 
 _D = Tolerances()
 
@@ -43,7 +43,6 @@ _D = Tolerances()
 def command(runs, report, no_plots, count, first_spike, spike_time, window, marginal_count, marginal_first_spike,
             marginal_spike_time, marginal_max_spikes, marginal_isi, marginal_latency, trace_rms, trace_spike_mask, trace_rms_gates):
     """Compare result directories (every pair); exit 1 when they disagree."""
-    from hhc.compare import compare_runs, failure_lines, format_table, pair_table
     if len(runs) < 2:
         raise click.UsageError("give at least two result directories")
     tol = Tolerances(count=count, first_spike=first_spike * 1e-3, spike_time=spike_time * 1e-3,

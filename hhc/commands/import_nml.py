@@ -6,15 +6,16 @@ from pathlib import Path
 
 import click
 
+from hhc.compiler import compile_text
+from hhc.compiler.errors import HHCError
+from hhc.nml_import import import_file
+
 
 @click.command("import")
 @click.argument("nml_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), help="Write the .chan text here (default: stdout).")
 def command(nml_file, out):
     """Turn the channels and cells of a NeuroML2 file into .chan text."""
-    from hhc.compiler import compile_text
-    from hhc.compiler.errors import HHCError
-    from hhc.nml_import import import_file
     text = import_file(nml_file)
     target = Path(out) if out else Path(nml_file).with_suffix(".chan")
     try:

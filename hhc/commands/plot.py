@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from hhc.plot import plot_runs
+
 
 @click.command("plot")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
@@ -14,6 +16,5 @@ import click
               help="At most this many traced neurons per run.")
 def command(runs, out, neurons, trace_neurons):
     """Draw RUNS as PNG figures; several runs are overlaid."""
-    from hhc.plot import plot_runs
     for path in plot_runs(list(runs), out, max_neurons=neurons, trace_neurons=trace_neurons):
         click.echo(str(path))

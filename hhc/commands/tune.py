@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import click
 
+from hhc.compiler.errors import HHCError
+from hhc.tune import tune, write_threads
+
 
 @click.command("tune")
 @click.argument("experiment", type=click.Path(dir_okay=False, exists=True))
@@ -13,8 +16,6 @@ import click
 @click.option("--write", is_flag=True, help="Write the recommended count into the experiment's [backend] threads.")
 def command(experiment, counts, duration, repeats, write):
     """Time EXPERIMENT at several thread counts and recommend the fastest."""
-    from hhc.compiler.errors import HHCError
-    from hhc.tune import tune, write_threads
     try:
         threads = [int(c) for c in counts.split(",") if c.strip()] if counts else None
     except ValueError:

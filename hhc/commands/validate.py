@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from hhc.validate import format_matrix, validate
+
 
 @click.command("validate")
 @click.option("--backends", "backend_specs", help='Comma-separated backends, optionally with a device '
@@ -16,7 +18,6 @@ import click
               help="Folder for validate.md, validate.json, the references and the runs.")
 def command(backend_specs, models, dt, method, out):
     """Run the standard protocol set (silence, rheobase, strong drive) on every model and backend."""
-    from hhc.validate import format_matrix, validate
     specs = [s.strip() for s in backend_specs.split(",") if s.strip()] if backend_specs else None
     names = [s.strip() for s in models.split(",") if s.strip()] if models else None
     matrix, unavailable, _ = validate(specs, names, out=out, dt=dt * 1e-3, method=method,
