@@ -15,6 +15,21 @@ from hhc.compiler.errors import HHCError, SourceLocation
 from .results import RunResult
 
 
+class UnsupportedError(HHCError):
+    """A construct or request the target cannot express: `<construct> is not supported by target <name>`."""
+
+    def __init__(self, target: str, construct: str, location: SourceLocation | None = None, hint: str | None = None):
+        super().__init__(f"{construct} is not supported by target {target}", location, hint)
+        self.target = target
+        self.construct = construct
+
+
+def unsupported(target: str, construct: str, location: SourceLocation | None = None, hint: str | None = None):
+    """Raise the one error for something target `target` cannot express or do (for a generator's
+    helper functions; a Backend says Backend.unsupported)."""
+    raise UnsupportedError(target, construct, location, hint)
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do, declared once; the run checks, validate, tune and the accuracy advisor
@@ -76,7 +91,7 @@ class Backend(ABC):
     @classmethod
     def unsupported(cls, construct: str, location: SourceLocation | None = None, hint: str | None = None):
         """Raise the one error for something this target cannot express or do."""
-        raise HHCError(f"{construct} is not supported by target {cls.name}", location, hint)
+        unsupported(cls.name, construct, location, hint)
 
     @classmethod
     def check_run(cls, experiment) -> None:

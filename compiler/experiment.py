@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# Initial membrane potentials outside this range are reported (DESIGN: the seed's init put most
+# Initial membrane potentials outside this range are reported (the seed script's init put most
 # neurons below -100 V and nothing warned).
 PHYSIOLOGICAL_V = (-0.200, 0.100)
 # dt = "auto" where nothing chooses it (backends that pick their own integrator; `hhc advise` shows it

@@ -15,6 +15,7 @@ from hhc.compiler import ir, units
 from hhc.compiler.errors import HHCError
 from hhc.compiler.version import __version__
 
+from ..base import unsupported
 from ..codegen import DoublePrinter, decimal_form
 
 # Brian2's name for each SI base dimension's unit, to spell units Brian2 does not predefine.
@@ -57,7 +58,7 @@ def brian_unit(dim: units.Dimension) -> str:
 def _unit_definition(unit: units.Unit) -> str:
     base = _BRIAN_BASE.get(unit.dimension)
     if base is None:
-        raise HHCError(f"the Brian2 backend cannot express unit {unit.name}")
+        unsupported("brian2", f"the unit {unit.name}")
     return f"{float(unit.scale)!r} * {base}"
 
 

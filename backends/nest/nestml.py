@@ -13,6 +13,7 @@ from hhc.compiler.version import __version__
 from hhc.compiler import ir, rhs as ir_rhs, units
 from hhc.compiler.errors import HHCError
 
+from ..base import unsupported
 from ..codegen import DoublePrinter, decimal_form
 
 NEST_VERSION_TAG = "v3.10.0"
@@ -56,8 +57,7 @@ def nestml_unit(dim: units.Dimension) -> str:
     try:
         return _NESTML_UNIT[dim]
     except KeyError:
-        raise HHCError(f"the nest target cannot declare a quantity of dimension {dim.name} "
-                       f"({dim.si_expression})") from None
+        unsupported("nest", f"a quantity of dimension {dim.name} ({dim.si_expression})")
 
 
 def nest_name(name: str) -> str:
@@ -187,7 +187,7 @@ def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
     for g in cell.gates:
         iv = cell.initial_value(g.state)
         if iv is None or iv.value is None:
-            value = float(units.to_si(g.steady_state.xreplace({ir.V: v0_value})))
+            value = float(ir_rhs.steady_state_si(cell, g).xreplace({ir.V: units.to_si(v0_value)}))
             out.append(f"        {nest_name(g.state)} real = {_exact(value)}    # steady state at initial v")
         else:
             out.append(f"        {nest_name(g.state)} real = {quantity(iv.value, units.DIMENSIONLESS)}")

@@ -19,6 +19,7 @@ import sympy
 from hhc.compiler import ir, rhs as ir_rhs, units
 from hhc.compiler.errors import HHCError
 
+from ..base import unsupported
 from ..results import RunResult
 from .build import SCRIPTS, build_module, mpi_python
 from .nestml import FIXED_STEP, _variant, nest_name, nest_scale
@@ -82,8 +83,6 @@ def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResu
     variant = _variant(experiment.method)
     use_mpi = bool(experiment.backend.mpi and experiment.backend.mpi > 1) or bool(experiment.backend.launcher)
     python = _mpi_nest_python(experiment) if use_mpi else sys.executable
-    if experiment.backend.device not in (None, "cpu", "runtime"):
-        raise HHCError(f"device '{experiment.backend.device}' is not supported by the nest backend")
     t_build = time.perf_counter()
     built = build_module(cell, variant, python=python)
     build_time = time.perf_counter() - t_build
@@ -111,8 +110,9 @@ def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResu
             else:
                 var_scale[name] = float(nest_scale(units.CURRENT))
                 if variant in FIXED_STEP:
-                    raise HHCError(f"recording '{var}' on nest needs method = \"rkf45\" for now; hhc's {variant} "
-                                   f"model records states only ({', '.join(cell.states)})")
+                    unsupported("nest", f"recording '{var}' with method {variant}",
+                                hint=f"use method = \"rkf45\"; hhc's {variant} model records states only "
+                                     f"({', '.join(cell.states)})")
             names.append(name)
         windows = [(a * 1e3, b * 1e3) for a, b in tr.windows] if tr.windows else [(0.0, None)]
         traces.append({"variables": names, "neurons": list(tr.neurons), "interval_ms": tr.interval * 1e3,

@@ -6,7 +6,7 @@
 #   * ~/.cache/hhc/cuda-venv holds brian2 2.8.0 + brian2cuda 1.0a7 (which pins brian2 2.8.0) + cuRAND
 #     (the nvidia-curand wheel: the CUDA toolkit here has no cuRAND), and hhc itself, editable, with its
 #     [cuda] extra. hhc in ./.venv runs `<cuda-venv>/bin/python` as a subprocess to generate and compile
-#     the CUDA project (backends/brian2_cuda.py); nothing of brian2cuda is imported into ./.venv.
+#     the CUDA project (backends/brian2/cuda.py); nothing of brian2cuda is imported into ./.venv.
 # Skipped (exit 0, with a message) when there is no nvcc. Override the location with HHC_CUDA_VENV /
 # HHC_CACHE. Safe to run again: finishes in about a second when the venv is complete.
 set -euo pipefail
