@@ -49,7 +49,7 @@ class SegmentStore:
             return {"fingerprint": self.fingerprint, "segments": []}
         manifest = json.loads(self.manifest_path.read_text())
         if manifest.get("fingerprint") != self.fingerprint:
-            raise HHCError(f"{self.dir} holds segments of a different run (another experiment, duration, dt or "
+            raise HHCError(f"{self.dir} holds segments of a different run (another model text, experiment, duration, dt or "
                            f"method); resume with the same settings, or write to a new --out directory")
         return manifest
 

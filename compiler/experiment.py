@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class Experiment:
     tolerance: dict = field(default_factory=dict)   # [simulation] tolerance: what "auto" must meet
     auto_choice: dict | None = None      # how method/dt = "auto" were chosen (hhc.advise.choose)
     segment: float | None = None         # s: results are written every this much biological time
+    model_digest: str = ""               # the cell's name and .chan texts (resolve()): part of the fingerprint
 
     def with_dt(self, dt: float) -> "Experiment":
         """The experiment at a concrete dt (after dt = "auto" is chosen): traces without an interval
@@ -88,7 +90,7 @@ class Experiment:
 
     def fingerprint(self) -> str:
         """What the compiled simulation depends on (not the backend's thread count)."""
-        d = {"size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
+        d = {"model": self.model_digest, "size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
              "precision": self.precision, "dt_auto": self.dt_auto,
              "initial": self.initial, "protocol": [(p.duration, sorted(p.inputs.items())) for p in self.protocol],
              "spikes": self.record_spikes if self.record_spikes in (True, None) else list(self.record_spikes),
@@ -96,20 +98,41 @@ class Experiment:
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
     def cut_to(self, total: float) -> "Experiment":
-        """The protocol truncated to `total` seconds of biological time (for --duration)."""
+        """The protocol truncated to `total` seconds of biological time (for --duration); never longer."""
         if total <= 0:
             raise HHCError(f"--duration must be positive, got {total} s")
+        if total > self.duration * (1 + 1e-12):
+            raise HHCError(f"--duration {total:g} s is longer than the protocol of {Path(self.path).name} "
+                           f"({self.duration:g} s): --duration only cuts the protocol",
+                           hint="make the last [[protocol]] phase longer to simulate longer")
         phases, t = [], 0.0
         for p in self.protocol:
             if t >= total - 1e-12:
                 break
             phases.append(Phase(min(p.duration, total - t), p.inputs))
             t += p.duration
-        if total > t + 1e-12:   # longer than the protocol: extend the last phase
-            last = phases[-1]
-            phases[-1] = Phase(last.duration + total - t, last.inputs)
         traces = tuple(dataclasses.replace(tr, windows=_clip_windows(tr.windows, total)) for tr in self.traces)
         return dataclasses.replace(self, protocol=tuple(phases), traces=traces)
+
+    def check_time_grid(self) -> list[str]:
+        """Once dt is known: every phase a whole number of steps (else an error naming the phase), and
+        the warnings for trace windows that record nothing within the run."""
+        if not self.dt or self.dt_auto:
+            return []
+        for k, p in enumerate(self.protocol, 1):
+            steps = p.duration / self.dt
+            if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
+                raise HHCError(f"[[protocol]] phase {k} lasts {p.duration * 1e3:.12g} ms, not a whole number of "
+                               f"time steps (dt {self.dt * 1e3:g} ms: {steps:.6g} steps)",
+                               hint="make each phase a multiple of dt, or choose a dt that divides every phase")
+        warnings = []
+        total = self.duration
+        for k, tr in enumerate(self.traces, 1):
+            for a, b in tr.windows or ():
+                if a >= total - 1e-12:
+                    warnings.append(f"[[record.traces]] {k}: window {a * 1e3:g}..{b * 1e3:g} ms starts after the run "
+                                    f"ends ({total * 1e3:g} ms): it records nothing")
+        return warnings
 
     def with_overrides(self, overrides: "RunOverrides") -> "Experiment":
         """The experiment with a run's overrides of its backend and precision (not its duration,
@@ -497,6 +520,7 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
 
     rng = np.random.default_rng(exp.seed)
     n = exp.size
+    _check_state_fits(reader, exp, cell)
     arrays: dict[str, np.ndarray | None] = {}
     # cell defaults first, the experiment's [initial] overrides them
     for iv in cell.initial:
@@ -542,7 +566,37 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
     # a gate at its steady state follows the initial v, whatever order the backend sets things in
     steady = {s: arrays[s] is None for s in cell.states[1:]}
     return dataclasses.replace(exp, protocol=tuple(phases), traces=tuple(traces), initial_arrays=arrays,
-                               steady_state_after_v=steady, warnings=tuple(warnings))
+                               steady_state_after_v=steady, warnings=tuple(warnings),
+                               model_digest=model_digest(cell))
+
+
+def model_digest(cell: ir.Cell) -> str:
+    """What the cell's results depend on in its model: its name and the text of every file read."""
+    h = hashlib.sha256(cell.name.encode())
+    for source in cell.sources or (cell.source,):
+        try:
+            h.update(Path(source).read_bytes())
+        except OSError:
+            h.update(str(source).encode())
+    return h.hexdigest()[:16]
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_state_fits(reader, exp: Experiment, cell: ir.Cell) -> None:
+    """Refuse a population whose initial state alone cannot fit in this machine's memory, before any
+    array is made (the planner judges the whole run later, with the backend's own figures)."""
+    need = exp.size * len(cell.states) * 8
+    have = _memory_bytes()
+    if have is not None and need > have:
+        raise reader.error(f"[population] size = {exp.size:,}: the initial state alone ({len(cell.states)} "
+                           f"values per neuron) needs {need / 2**30:,.1f} GiB, more than this machine's "
+                           f"{have / 2**30:,.1f} GiB of memory", exp.size, "size")
 
 
 def _random_functions(rng, n):

@@ -20,6 +20,7 @@ from hhc.compiler import ir, load_model
 from hhc.compiler.errors import HHCError
 from hhc.compiler.experiment import PROVISIONAL_DT, Experiment, RunOverrides, load_experiment, resolve
 from hhc.progress import ProgressBar
+from hhc.backends.results import META_FILE, SPIKES_FILE, TRACES_FILE
 from hhc.backends.segments import SEGMENT_DIR
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -84,6 +85,9 @@ def prepare(experiment, overrides: RunOverrides | None = None, choose_auto=True,
         exp = exp.with_dt(PROVISIONAL_DT)
     if cut is not None:
         exp = exp.cut_to(cut)
+    grid_warnings = tuple(exp.check_time_grid())
+    if grid_warnings:
+        exp = dataclasses.replace(exp, warnings=exp.warnings + grid_warnings)
     estimate = planner.estimate(recording_plan(exp, cell))
     return exp, cell, estimate
 
@@ -111,9 +115,30 @@ def _resume_settings(run_dir: Path) -> tuple[str, RunOverrides]:
     return settings["experiment"], RunOverrides.from_json(settings)
 
 
+def _claim(out_dir: Path, overwrite: bool) -> None:
+    """A new run may write into out_dir: it does not exist, is empty, or (overwrite) held hhc's results,
+    which are removed first."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise HHCError(f"the result folder {out_dir} is a file")
+    if not any(out_dir.iterdir()):
+        return
+    ours = [out_dir / n for n in (SPIKES_FILE, TRACES_FILE, META_FILE, RUN_SETTINGS, SEGMENT_DIR)]
+    if not overwrite:
+        what = ", ".join(p.name for p in ours if p.exists()) or "other files"
+        raise HHCError(f"the result folder {out_dir} is not empty (it holds {what})",
+                       hint="choose another --out, or pass --overwrite to replace the run there")
+    for path in ours:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
     """method/dt = "auto": the advisor's cheapest passing choice for backends that name a device
-    to advise on (Backend.advise_device); other backends pick their own method for "auto"."""
+    to advise on (Capabilities.advise_device); other backends pick their own method for "auto"."""
     target_cls = backends.backend_class(exp.backend.name)
     if target_cls.capabilities.advise_device is None:
         if exp.dt_auto:
@@ -129,12 +154,13 @@ def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
 
 def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
                    quiet: bool = False, mpi=None, launcher=None, precision=None, choose_auto=True,
-                   resume=None, overrides: RunOverrides | None = None) -> Path:
+                   resume=None, overrides: RunOverrides | None = None, overwrite: bool = False) -> Path:
     """Run an experiment (a TOML path or an Experiment) and write its results; returns the run dir.
     The run's changes to the experiment come as keywords (backend ... precision) or as one
     RunOverrides. choose_auto=False leaves method = "auto" to the backend's own default (no advisor
     run). resume=DIR continues an interrupted run in DIR from its last written segment, with the
-    settings it was started with."""
+    settings it was started with. An existing result folder is refused unless overwrite=True, which
+    first removes its results, so a folder never mixes two runs."""
     say = (lambda *a: None) if quiet else console.print
     if overrides is None:
         overrides = RunOverrides(backend=backend, device=device, threads=threads, duration=duration, mpi=mpi,
@@ -163,7 +189,12 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
     reason = target.unavailable_reason()
     if reason:
         raise HHCError(f"backend {exp.backend.name} cannot run here: {reason}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        _claim(out_dir, overwrite)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HHCError(f"cannot create the result folder {out_dir}: {exc.strerror}") from None
     if resume is None:
         shutil.rmtree(out_dir / SEGMENT_DIR, ignore_errors=True)     # an older run's segments are not ours
         if isinstance(experiment, (str, Path)):
@@ -176,7 +207,8 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
     meta = {
         "hhc_version": __version__, "backend": exp.backend.name, "device": exp.backend.device or "runtime",
         "threads": exp.backend.threads, "mpi_processes": exp.backend.mpi, "experiment": str(Path(exp.path).resolve()),
-        "model": str(exp.model_file), "cell": cell.name, "n_neurons": exp.size, "dt": exp.dt,
+        "model": str(exp.model_file), "model_digest": exp.model_digest, "cell": cell.name, "n_neurons": exp.size,
+        "initial": exp.initial, "dt": exp.dt,
         "method": exp.method, "duration": exp.duration, "seed": exp.seed, "precision": exp.precision,
         "auto_choice": exp.auto_choice,
         "protocol": [dataclasses.asdict(p) for p in exp.protocol],

@@ -79,24 +79,26 @@ def check(chan_file):
 @click.option("--duration", help='Cut the protocol to this much biological time, e.g. "1 s".')
 @click.option("--mpi", type=click.IntRange(min=1), help="Run on this many MPI processes (nest: mpirun -np P).")
 @click.option("--launcher", help='Command that starts the MPI processes instead of mpirun, e.g. "srun -n 64".')
+@click.option("--overwrite", is_flag=True, help="Replace the results already in --out (refused otherwise).")
 @click.option("--float32", "float32", is_flag=True,
               help="Single-precision state (brian2 devices); `hhc compare` against a float64 run shows its accuracy.")
 @click.option("--compute-capability", metavar="X.Y", callback=lambda ctx, p, v: _compute_capability(v),
               help="GPU architecture to compile for (brian2 cuda_standalone; default: the GPU's, else 9.0).")
-def run(experiment, out, resume, backend, device, threads, duration, mpi, launcher, float32, compute_capability):
+def run(experiment, out, resume, backend, device, threads, duration, mpi, launcher, overwrite, float32,
+        compute_capability):
     """Run EXPERIMENT (a TOML file) and write spikes.npz, traces.npz and meta.json.
 
     Long runs write their results in segments as they go (brian2 cpp_standalone); a run that was
     killed continues with `hhc run --resume DIR`."""
     if resume is not None:
-        if experiment or out or backend or device or threads or duration or mpi or launcher or float32:
+        if experiment or out or backend or device or threads or duration or mpi or launcher or float32 or overwrite:
             raise click.UsageError("--resume DIR takes no other arguments: the run continues with the settings "
                                    "it was started with (DIR/run.json)")
     elif experiment is None:
         raise click.UsageError("give an EXPERIMENT file (or --resume DIR)")
     overrides = RunOverrides(backend=backend, device=device, threads=threads, duration=duration, mpi=mpi,
                              launcher=launcher, precision="float32" if float32 else None)
-    out_dir = run_experiment(experiment, out=out, overrides=overrides, resume=resume)
+    out_dir = run_experiment(experiment, out=out, overrides=overrides, resume=resume, overwrite=overwrite)
     click.echo(str(out_dir))
 
 

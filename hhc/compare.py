@@ -13,6 +13,18 @@ at most ``marginal_max_spikes`` spikes, or its median inter-spike interval excee
 protocol phase it falls in (a slow approach to threshold: the latency is the ill-conditioned
 quantity).
 
+Two more checks look at the pair as a whole, so that per-neuron allowances never add up to
+agreement between different things:
+
+* *same experiment*: the runs must simulate the same cell (and model text, where recorded), the same
+  population size, the same protocol, initial values and duration. A difference is a disagreement,
+  listed with what differs (``allow_different_experiments`` turns them into notes and compares what
+  the runs have in common).
+* *systematic marginal differences*: the marginal allowance of one spike more or less is for
+  near-threshold noise, which goes either way. When the marginal neurons' count differences mostly
+  go one way (a two-sided sign test, p < ``population_sign_p``) — say no neuron fires in A and every
+  neuron fires once in B — the pair disagrees.
+
 The count check counts unmatched spikes: a spike without a partner within ``window`` in the other
 run, except in the last ``window`` of the common time span (its partner may fall just after the
 end). Matched spikes are judged by their time difference instead.
@@ -48,6 +60,8 @@ class Tolerances:
     trace_rms_v: float = 1e-3            # subthreshold RMS of the v difference per neuron (V)
     trace_rms_other: float = 0.02        # subthreshold RMS difference of dimensionless states (gates)
     trace_spike_mask: float = 3e-3       # samples this close to a spike of either run are not judged
+    population_sign_p: float = 0.01      # marginal count differences this one-sided (sign test) disagree
+    allow_different_experiments: bool = False   # different cells, populations, protocols: notes, not failures
 
     def describe(self) -> list[tuple[str, str]]:
         return [
@@ -64,6 +78,10 @@ class Tolerances:
              f"{self.trace_spike_mask * 1e3:g} ms from any spike of either run)",
              f"v <= {self.trace_rms_v * 1e3:g} mV; gates <= {self.trace_rms_other:g}; currents reported only; "
              f"the RMS over all samples is reported (spike-time shifts dominate it)"),
+            ("marginal count differences, all neurons together", f"not one-sided (sign test p >= "
+                                                                  f"{self.population_sign_p:g})"),
+            ("experiment (cell, model, population, protocol, initial values, duration)",
+             "noted only" if self.allow_different_experiments else "the same in both runs"),
         ]
 
 
@@ -241,6 +259,7 @@ class PairComparison:
     tol: Tolerances
     notes: list[str] = field(default_factory=list)
     vp_distance: dict | None = None
+    population_failures: list[str] = field(default_factory=list)   # judged on the pair as a whole
 
     @property
     def regular(self):
@@ -260,7 +279,8 @@ class PairComparison:
 
     @property
     def agree(self) -> bool:
-        return not self.failing and not self.failing_trace_neurons and bool(len(self.neurons))
+        return (not self.failing and not self.failing_trace_neurons and not self.population_failures
+                and bool(len(self.neurons)))
 
     def all_diffs(self, marginal: bool | None = None) -> np.ndarray:
         chosen = [c for c in self.per_neuron if marginal is None or c.marginal == marginal]
@@ -269,6 +289,80 @@ class PairComparison:
     def first_diffs(self, marginal: bool | None = None) -> np.ndarray:
         return np.array([c.first_diff for c in self.per_neuron
                          if c.first_diff is not None and (marginal is None or c.marginal == marginal)])
+
+
+def _phases(r: Results):
+    """[(start, stop, inputs)] of the run's protocol (meta.json), or None when not recorded."""
+    phases = r.meta.get("protocol")
+    if not isinstance(phases, list) or not phases:
+        return None
+    out, t = [], 0.0
+    try:
+        for p in phases:
+            out.append((t, t + float(p["duration"]), {k: float(v) for k, v in dict(p.get("inputs", {})).items()}))
+            t += float(p["duration"])
+    except (TypeError, KeyError, ValueError):
+        return None
+    return out
+
+
+def _protocol_difference(ra: Results, rb: Results, t_end: float) -> str | None:
+    """Where the two protocols drive the cells differently within the first t_end seconds."""
+    pa, pb = _phases(ra), _phases(rb)
+    if pa is None or pb is None:
+        return None
+    edges = sorted({x for s, e, _ in pa + pb for x in (s, e) if x < t_end - 1e-12} | {0.0})
+    for t in edges:
+        ia = next((i for s, e, i in pa if s - 1e-12 <= t < e - 1e-12), None)
+        ib = next((i for s, e, i in pb if s - 1e-12 <= t < e - 1e-12), None)
+        if ia is None or ib is None:
+            continue
+        for name in sorted(set(ia) | set(ib)):
+            a, b = ia.get(name, 0.0), ib.get(name, 0.0)
+            if abs(a - b) > 1e-9 * max(abs(a), abs(b), 1e-30):
+                return f"from {t:g} s, {name} is {a:.6g} in A and {b:.6g} in B (SI units)"
+    return None
+
+
+def experiment_differences(ra: Results, rb: Results) -> list[str]:
+    """What differs between the experiments of two runs, as far as their meta.json records it."""
+    ma, mb = ra.meta, rb.meta
+    out = []
+    if ma.get("cell") and mb.get("cell") and ma["cell"] != mb["cell"]:
+        out.append(f"different cells: {ma['cell']} vs {mb['cell']}")
+    if ma.get("model_digest") and mb.get("model_digest") and ma["model_digest"] != mb["model_digest"]:
+        out.append("different model text (the .chan files differ)")
+    if ma.get("n_neurons") is not None and mb.get("n_neurons") is not None and ma["n_neurons"] != mb["n_neurons"]:
+        out.append(f"different populations: {ma['n_neurons']:,} vs {mb['n_neurons']:,} neurons")
+    ta, tb = ra.duration(), rb.duration()
+    if abs(ta - tb) > 1e-9 * max(ta, tb, 1e-12):
+        out.append(f"different durations: {ta:g} s vs {tb:g} s")
+    protocol = _protocol_difference(ra, rb, min(ta, tb))
+    if protocol:
+        out.append(f"different protocols: {protocol}")
+    if "initial" in ma and "initial" in mb and ma["initial"] != mb["initial"]:
+        out.append(f"different initial values: {ma['initial']} vs {mb['initial']}")
+    elif ma.get("initial") and ma.get("seed") is not None and mb.get("seed") is not None and \
+            ma["seed"] != mb["seed"] and any(("rand" in str(v) or "uniform" in str(v)) for v in ma["initial"].values()):
+        out.append(f"different random initial values: seed {ma['seed']} vs {mb['seed']}")
+    return out
+
+
+def _sign_test(per: list[NeuronComparison], tol: Tolerances) -> str | None:
+    """A one-sided pattern of count differences among marginal neurons (allowed one by one)."""
+    diffs = [c.count_diff for c in per if c.marginal and c.count_diff != 0 and abs(c.count_diff) <= tol.marginal_count]
+    if not diffs:
+        return None
+    more_b = sum(1 for d in diffs if d > 0)
+    n = len(diffs)
+    k = min(more_b, n - more_b)
+    # two-sided sign test: P(at most k of n fair coin flips go the rarer way), doubled
+    p = min(1.0, 2.0 * sum(math.comb(n, j) for j in range(k + 1)) / 2.0 ** n)
+    if p < tol.population_sign_p:
+        side = "B" if more_b > n - more_b else "A"
+        return (f"{max(more_b, n - more_b)} of {n} marginal neurons whose spike counts differ fire more in {side} "
+                f"(sign test p = {p:.2g}): a systematic difference, not near-threshold noise")
+    return None
 
 
 def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), label_a="A", label_b="B",
@@ -283,6 +377,10 @@ def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), la
                      f"(A has {len(na):,}, B has {len(nb):,})")
     if abs(ta - tb) > 1e-12:
         notes.append(f"runs cover {ta:g} s and {tb:g} s; compared the first {t_end:g} s")
+    differences = experiment_differences(ra, rb)
+    if tol.allow_different_experiments:
+        notes += differences
+        differences = []
     trains_a = ra.trains_for(neurons)
     trains_b = rb.trains_for(neurons)
     starts = ra.phase_starts() or rb.phase_starts() or None
@@ -292,6 +390,7 @@ def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), la
     spikes = {int(n): np.concatenate([a, b]) for n, a, b in zip(neurons, trains_a, trains_b)}
     pair = PairComparison(label_a, label_b, str(ra.path), str(rb.path), neurons, t_end, per,
                           compare_traces(ra, rb, tol, t_end, spikes), rates_a, rates_b, tol, notes)
+    pair.population_failures = differences + [x for x in [_sign_test(per, tol)] if x]
     if distances:
         pair.vp_distance = victor_purpura(trains_a, trains_b, t_end, tol.window)
     return pair
@@ -384,7 +483,7 @@ def pair_table(p: PairComparison) -> list[tuple[str, str]]:
 
 
 def failure_lines(p: PairComparison, limit=20) -> list[str]:
-    lines = []
+    lines = list(p.population_failures)
     for c in p.failing[:limit]:
         lines.append(f"neuron {c.neuron}{' (marginal)' if c.marginal else ''}: " + "; ".join(c.failures))
     if len(p.failing) > limit:
@@ -439,7 +538,8 @@ def summary_json(pairs: list[PairComparison]) -> dict:
                     "neurons": len(p.neurons), "marginal_neurons": [c.neuron for c in p.marginal],
                     "failing_neurons": [c.neuron for c in p.failing],
                     "failures": {str(c.neuron): c.failures for c in p.failing},
-                    "failing_traces": p.failing_trace_neurons,
+                    "failing_traces": p.failing_trace_neurons, "population_failures": p.population_failures,
+                    "notes": p.notes,
                     "table": dict(pair_table(p)), "tolerances": dataclasses.asdict(p.tol)})
     return {"pairs": out, "agree": all(p.agree for p in pairs)}
 

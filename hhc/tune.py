@@ -17,7 +17,7 @@ from pathlib import Path
 from hhc import backends
 from hhc.api import prepare, run_experiment
 from hhc.compiler.errors import HHCError
-from hhc.compiler.experiment import RunOverrides
+from hhc.compiler.experiment import RunOverrides, parse_duration
 
 
 @dataclass
@@ -40,6 +40,7 @@ def default_thread_counts() -> list[int]:
 def tune(experiment, *, threads=None, duration="200 ms", repeats=2, margin=0.05, say=print):
     """Returns (measurements, recommended thread count, info)."""
     exp, cell, _ = prepare(experiment, say=say)
+    duration = min(parse_duration(duration), exp.duration)     # a short protocol is tried whole
     caps = backends.backend_class(exp.backend.name).capabilities
     if exp.backend.device not in caps.threaded_devices:
         threaded = ", ".join(d for d in caps.threaded_devices if d) or "none"

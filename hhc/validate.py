@@ -153,7 +153,7 @@ def validate(backend_specs=None, model_names=None, out=None, dt=1e-5, method="au
                     run_dir = ((out / "runs" / spec.replace(":", "-") / cell.name / level) if out else None)
                     if run_dir is None:
                         run_dir = Path(tempfile.mkdtemp(prefix="hhc-validate-")) / level
-                    run_experiment(exp, out=run_dir, quiet=True, choose_auto=False)
+                    run_experiment(exp, out=run_dir, quiet=True, choose_auto=False, overwrite=True)
                     pair = compare_results(load_results(refs[level][1]), load_results(run_dir), tol,
                                            "reference", spec, distances=False)
                     diffs = pair.all_diffs()

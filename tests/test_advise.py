@@ -3,30 +3,19 @@ import json
 
 import pytest
 
-from conftest import ROOT, write_experiment
+from builders import trace, write_experiment
+from paths import SEED_EXAMPLE
 
-EXP = """
-[population]
-size = 3
-[simulation]
-dt = "%s"
-method = "%s"
-[initial]
-v = "uniform(-70 mV, -60 mV)"
-[[protocol]]
-duration = "20 ms"
-inputs = { Iapp = "0 pA" }
-[[protocol]]
-duration = "280 ms"
-inputs = { Iapp = "18 pA" }
-[record]
-spikes = "all"
-"""
+
+def experiment(path, dt="0.01 ms", method="rk4", **fields):
+    """Three Kenyon cells, 20 ms at rest then 280 ms at 18 pA."""
+    return write_experiment(path, size=3, dt=dt, method=method, initial={"v": "uniform(-70 mV, -60 mV)"},
+                            protocol=[("20 ms", "0 pA"), ("280 ms", "18 pA")], **fields)
 
 
 @pytest.mark.slow
 def test_advisor_pick_on_the_kenyon_cell_meets_the_tolerance(tmp_path, cli):
-    exp = write_experiment(tmp_path / "e.toml", EXP % ("0.01 ms", "rk4"))
+    exp = experiment(tmp_path / "e.toml")
     res = cli("advise", exp, "--sample", "3", "--duration", "full", "--methods", "exponential_euler,rk4",
               "--dts", "0.1,0.05,0.025", "--out", tmp_path / "adv", "--no-cost-probe")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -40,7 +29,7 @@ def test_advisor_pick_on_the_kenyon_cell_meets_the_tolerance(tmp_path, cli):
     assert all(not t["ok"] for t in trials if t["cost"] < best["cost"])
     # check independently: run the pick through `hhc run`, the reference through `hhc reference`,
     # and `hhc compare` with the advisor's tolerance (identical counts, first spike <= 0.1 ms)
-    picked = write_experiment(tmp_path / "picked.toml", EXP % (f"{best['dt'] * 1e3:g} ms", best["method"]))
+    picked = experiment(tmp_path / "picked.toml", dt=f"{best['dt'] * 1e3:g} ms", method=best["method"])
     assert cli("run", picked, "--out", tmp_path / "run").returncode == 0
     assert cli("reference", picked, "--sample", "3", "--out", tmp_path / "ref").returncode == 0
     res = cli("compare", tmp_path / "run", tmp_path / "ref", "--report", tmp_path / "cmp", "--no-plots",
@@ -51,22 +40,17 @@ def test_advisor_pick_on_the_kenyon_cell_meets_the_tolerance(tmp_path, cli):
 
 @pytest.mark.slow
 def test_advise_on_the_seed_example_runs_on_a_short_sample(tmp_path, cli):
-    res = cli("advise", ROOT / "examples" / "kenyon_50k_50s.toml", "--sample", "2", "--duration", "150 ms",
+    res = cli("advise", SEED_EXAMPLE, "--sample", "2", "--duration", "150 ms",
               "--methods", "rk4", "--dts", "0.05", "--out", tmp_path / "adv")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "rk4" in res.stdout and "recommended: method = \"rk4\", dt = \"0.05 ms\"" in res.stdout
     assert "of 50,000 neurons" in res.stderr
 
 
-AUTO = EXP.replace('[record]\nspikes = "all"\n', '[record]\nspikes = "all"\n[[record.traces]]\nvariables = ["v"]\n'
-                   'neurons = [0]\ninterval = "%s"\n')
-
-
-def _auto_experiment(tmp_path, name, interval="0.1 ms", tolerance=""):
-    body = AUTO % ("auto", "auto", interval)
-    if tolerance:
-        body = body.replace('method = "auto"\n', f'method = "auto"\ntolerance = {tolerance}\n')
-    return write_experiment(tmp_path / name, body)
+def _auto_experiment(tmp_path, name, interval="0.1 ms", tolerance=None):
+    """method and dt "auto", v of neuron 0 recorded every `interval`."""
+    return experiment(tmp_path / name, dt="auto", method="auto", tolerance=tolerance,
+                      traces=[trace(["v"], [0], interval=interval)])
 
 
 def _independent_check(cli, tmp_path, run_dir, exp, first_spike_ms):
@@ -106,7 +90,7 @@ def test_auto_is_never_coarser_than_a_strict_tolerance(tmp_path, cli, monkeypatc
     """A stricter [simulation] tolerance makes "auto" pick a finer combination that meets it."""
     monkeypatch.setenv("HHC_CACHE", str(tmp_path / "cache"))
     exp = _auto_experiment(tmp_path, "strict.toml", interval="0.05 ms",
-                           tolerance='{ count = 0, first_spike = "0.02 ms" }')
+                           tolerance={"count": 0, "first_spike": "0.02 ms"})
     res = cli("run", exp, "--out", tmp_path / "run")
     assert res.returncode == 0, res.stdout + res.stderr
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
@@ -116,7 +100,7 @@ def test_auto_is_never_coarser_than_a_strict_tolerance(tmp_path, cli, monkeypatc
 
 
 def test_bad_tolerance_is_a_located_error(tmp_path, cli):
-    exp = _auto_experiment(tmp_path, "bad.toml", tolerance='{ first_spike = "0.1 mV" }')
+    exp = _auto_experiment(tmp_path, "bad.toml", tolerance={"first_spike": "0.1 mV"})
     res = cli("run", exp, "--out", tmp_path / "run")
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "tolerance first_spike" in res.stderr and "bad.toml" in res.stderr

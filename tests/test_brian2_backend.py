@@ -3,12 +3,10 @@ import numpy as np
 import pytest
 import sympy
 
-from hhc.backends import brian2 as b2backend
+from hhc.backends.brian2 import generate as b2backend
 from hhc.compiler import load_model, units
 
-from conftest import ROOT
-
-KENYON = ROOT / "models" / "kenyon_cell.chan"
+from paths import KENYON, SQUID
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +80,7 @@ def test_numbers_are_printed_to_double_precision():
 
 
 def test_squid_rates_use_exprel(tmp_path):
-    cell = load_model(ROOT / "models" / "hh_squid.chan").cell()
+    cell = load_model(SQUID).cell()
     text = b2backend.equations(cell)
     assert text.count("exprel(") == 2
     from brian2 import Equations

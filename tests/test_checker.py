@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sympy
@@ -12,9 +10,9 @@ from hhc.compiler import compile_text, ir, load_model
 from hhc.compiler.units import to_si
 from hhc.compiler.errors import HHCError
 
+from paths import KENYON, MODELS, ROOT, SQUID
 from test_parser import assert_error, error_of
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # A small valid channel; tests splice one wrong line into it. Line numbers are given in comments.
 GATE = ("    gate m ^ 4 {\n"                                            # 5
@@ -279,14 +277,14 @@ def test_unknown_input_kind():
 # ---- the IR of good models ------------------------------------------------------------------
 
 def test_both_models_load():
-    kenyon = load_model(ROOT / "models/kenyon_cell.chan")
-    squid = load_model(ROOT / "models/hh_squid.chan")
+    kenyon = load_model(KENYON)
+    squid = load_model(SQUID)
     assert kenyon.cell().name == "KenyonCell"
     assert squid.cell().name == "SquidAxon"
 
 
 def test_kenyon_cell_ir():
-    cell = load_model(ROOT / "models/kenyon_cell.chan").cell()
+    cell = load_model(KENYON).cell()
     assert len(cell.states) == 10
     assert [ch.name for ch in cell.channels] == ["NaF", "NaS", "Kv", "Ks", "KA"]
     assert cell.states[:3] == ("v", "m_NaF", "h_NaF")
@@ -343,7 +341,7 @@ def test_density_form_with_area():
 
 
 def test_alpha_beta_steady_state_is_alpha_over_alpha_plus_beta():
-    cell = load_model(ROOT / "models/hh_squid.chan").cell()
+    cell = load_model(SQUID).cell()
     v_si = np.linspace(-0.1, 0.05, 31)
     for gate in cell.gates:
         assert gate.form == "alpha_beta"
@@ -367,7 +365,7 @@ def _exprel(x):
 
 
 def test_squid_states_and_gate_forms():
-    cell = load_model(ROOT / "models/hh_squid.chan").cell()
+    cell = load_model(SQUID).cell()
     assert cell.states == ("v", "m_HHNa", "h_HHNa", "n_HHK")
     assert all(iv.value is None for iv in cell.initial[1:])
 
@@ -390,7 +388,7 @@ def test_doc_has_examples():
 def test_doc_example_compiles(index, tmp_path):
     example = _doc_examples()[index]
     # examples may import the shipped models' channel library
-    path = ROOT / "models" / f"_doc_example_{index}.chan"
+    path = MODELS / f"_doc_example_{index}.chan"
     compile_text(example, str(path))
 
 
@@ -417,7 +415,7 @@ def test_parameter_named_like_a_unit_is_refused():
 
 def test_zero_valued_quantities_keep_their_dimension_in_brian2():
     from brian2 import Equations  # noqa: F401 - brian2 must be importable for this backend test
-    from hhc.backends import brian2 as b2backend
+    from hhc.backends.brian2 import generate as b2backend
     text = ("channel L {\n gbar = 1 nS\n E = 0 mV\n gate n ^ 1 { inf = 1; tau = 1 ms }\n}\n"
             "cell C0 {\n C = 1 pF\n channels L\n initial { v = 0 mV }\n spike when v rises above 0 mV\n}\n")
     module = b2backend.module_text(compile_text(text, "z.chan").cell())

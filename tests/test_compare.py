@@ -7,6 +7,8 @@ import pytest
 from hhc.compare import Tolerances, compare_results, compare_trains, is_marginal, match_spikes
 from hhc.backends.results import load_results, write_results
 
+from builders import trace
+
 TOL = Tolerances()
 
 
@@ -135,27 +137,10 @@ def test_sample_is_compared_on_common_neurons(tmp_path):
 
 
 @pytest.mark.slow
-def test_brian2_runtime_and_standalone_agree_and_a_shift_is_caught(tmp_path, cli, root):
-    from conftest import write_experiment
-    exp = write_experiment(tmp_path / "e.toml", """
-[population]
-size = 20
-[simulation]
-dt = "0.01 ms"
-method = "rk4"
-[initial]
-v = "uniform(-70 mV, -60 mV)"
-[[protocol]]
-duration = "20 ms"
-inputs = { Iapp = "0 pA" }
-[[protocol]]
-duration = "200 ms"
-inputs = { Iapp = "18 pA" }
-[[record.traces]]
-variables = ["v"]
-neurons = "0:3"
-interval = "0.1 ms"
-""")
+def test_brian2_runtime_and_standalone_agree_and_a_shift_is_caught(tmp_path, cli, make_experiment):
+    exp = make_experiment(size=20, dt="0.01 ms", method="rk4", initial={"v": "uniform(-70 mV, -60 mV)"},
+                          protocol=[("20 ms", "0 pA"), ("200 ms", "18 pA")], record=None,
+                          traces=[trace(["v"], "0:3", interval="0.1 ms")])
     rt, sa = tmp_path / "rt", tmp_path / "sa"
     assert cli("run", exp, "--out", rt).returncode == 0
     r = cli("run", exp, "--out", sa, "--device", "cpp_standalone", "--threads", "2")

@@ -1,4 +1,4 @@
-"""brian2 cuda_standalone through brian2cuda (backends/brian2_cuda.py, docs/cuda.md).
+"""brian2 cuda_standalone through brian2cuda (backends/brian2/cuda.py, docs/cuda.md).
 
 What can be checked without a GPU: the Kenyon cell's brian2cuda project is generated and compiled by
 the machine's nvcc (once per session; the build is cached, so a later session only regenerates and
@@ -16,78 +16,38 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, write_experiment
-from hhc.backends import brian2_cuda
+from builders import trace, write_experiment
+from hhc.backends.brian2 import cuda as brian2_cuda
+from hhc.compiler.errors import HHCError
+from paths import KENYON as MODEL
 
-needs_nvcc = pytest.mark.skipif(brian2_cuda.find_nvcc() is None,
-                                reason="nvcc (the CUDA compiler) is not installed on this machine")
-
-MODEL = ROOT / "models" / "kenyon_cell.chan"
 STATES = ("v", "m_NaF", "h_NaF", "m_NaS", "h_NaS", "m_Kv", "m_KA", "h_KA", "m_Ks", "h_Ks")
 
-# two protocol phases (inputs set between two runs) and a trace: the shape of the seed job, small
-EXPERIMENT = """
-[population]
-size = 100
-
-[simulation]
-dt = "0.01 ms"
-method = "rk4"
-precision = "{precision}"
-
-[initial]
-v = "-65 mV"
-
-[[protocol]]
-duration = "5 ms"
-inputs = {{ Iapp = "0 pA" }}
-
-[[protocol]]
-duration = "10 ms"
-inputs = {{ Iapp = "18 pA" }}
-
-[record]
-spikes = "all"
-
-[[record.traces]]
-variables = ["v"]
-neurons = "0:2"
-interval = "0.1 ms"
-
-[backend]
-name = "brian2"
-device = "cuda_standalone"
-"""
+# CUDA's own switch for "no device", so the no-GPU path is taken even on a machine that has one;
+# the default compute capability, 9.0
+NO_GPU = {"CUDA_VISIBLE_DEVICES": "", brian2_cuda.COMPUTE_CAPABILITY_ENV: None}
 
 
-def _no_gpu_env():
-    """The run's environment with CUDA's own switch for "no device", so the no-GPU path is taken even
-    on a machine that has one."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", HHC_PROGRESS="0")
-    env.pop(brian2_cuda.COMPUTE_CAPABILITY_ENV, None)     # the default capability, 9.0
-    return env
-
-
-def _cli(*args, env=None, timeout=1800):
-    exe = Path(sys.executable).with_name("hhc")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+def cuda_experiment(path, precision="float64"):
+    """Two protocol phases (inputs set between two runs) and a trace: the shape of the seed job, small."""
+    return write_experiment(path, size=100, dt="0.01 ms", method="rk4", precision=precision,
+                            initial={"v": "-65 mV"}, protocol=[("5 ms", "0 pA"), ("10 ms", "18 pA")],
+                            traces=[trace(["v"], "0:2", interval="0.1 ms")],
+                            backend={"name": "brian2", "device": "cuda_standalone"})
 
 
 @pytest.fixture(scope="module")
 def experiment_file(tmp_path_factory):
-    return write_experiment(tmp_path_factory.mktemp("cuda-exp") / "kenyon_cuda.toml",
-                            EXPERIMENT.format(precision="float64"), MODEL)
+    return cuda_experiment(tmp_path_factory.mktemp("cuda-exp") / "kenyon_cuda.toml")
 
 
 @pytest.fixture(scope="module")
-def cuda_project(tmp_path_factory, experiment_file):
+def cuda_project(tmp_path_factory, experiment_file, cli):
     """`hhc compile --device cuda_standalone --build-only` of the Kenyon cell with the experiment:
-    generated and compiled by nvcc (cached under ~/.cache/hhc/brian2-cuda across sessions)."""
-    if brian2_cuda.find_nvcc() is None:
-        pytest.skip("nvcc (the CUDA compiler) is not installed on this machine")
+    generated and compiled by nvcc (cached in the test session's HHC_CACHE, brian2-cuda/)."""
     out = tmp_path_factory.mktemp("cuda-build")
-    done = _cli("compile", MODEL, "--target", "brian2", "--device", "cuda_standalone", "--build-only",
-                "--experiment", experiment_file, "-o", out, env=_no_gpu_env())
+    done = cli("compile", MODEL, "--target", "brian2", "--device", "cuda_standalone", "--build-only",
+               "--experiment", experiment_file, "-o", out, env=NO_GPU)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     project = out / "cuda_project"
@@ -105,7 +65,7 @@ def _code(project: Path, pattern: str) -> tuple[Path, str]:
 # ---- generation and compilation ---------------------------------------------------------------
 
 @pytest.mark.slow
-@needs_nvcc
+@pytest.mark.needs_nvcc
 def test_build_only_leaves_the_compiled_binary(cuda_project):
     binary = cuda_project / "main"
     assert binary.is_file() and os.access(binary, os.X_OK)
@@ -114,7 +74,9 @@ def test_build_only_leaves_the_compiled_binary(cuda_project):
     assert info["compute_capability"] == brian2_cuda.DEFAULT_COMPUTE_CAPABILITY
     assert info["compute_capability_source"].startswith("default")
     assert info["brian2_version"] == "2.8.0" and info["brian2cuda_version"] == "1.0a7"
-    assert info["precision"] == "float64" and info["n_neurons"] == 100 and info["method"] == "rk4"
+    # the experiment's precision reached the kernels: the state is read in double precision
+    _, kernel = _code(cuda_project, "code_objects/*stateupdater_codeobject.cu")
+    assert re.search(r"double v = _ptr_array_kenyoncell_v\[_idx\];", kernel)
     makefile = (cuda_project / "makefile").read_text()
     assert "-arch=sm_90" in makefile and "-std=c++17" in makefile
     # cuRAND from the nvidia-curand wheel, found at run time through the binary's rpath
@@ -125,7 +87,7 @@ def test_build_only_leaves_the_compiled_binary(cuda_project):
 
 
 @pytest.mark.slow
-@needs_nvcc
+@pytest.mark.needs_nvcc
 def test_state_updater_is_one_thread_per_neuron(cuda_project):
     path, text = _code(cuda_project, "code_objects/*stateupdater_codeobject.cu")
     kernel = re.search(r"__global__ void\s+(_run_kernel_\w*stateupdater\w*)\s*\((.*?)\n\}", text, re.S)
@@ -147,7 +109,7 @@ def test_state_updater_is_one_thread_per_neuron(cuda_project):
 
 
 @pytest.mark.slow
-@needs_nvcc
+@pytest.mark.needs_nvcc
 def test_no_state_crosses_between_host_and_device_per_step(cuda_project):
     network = (cuda_project / "network.cu").read_text()
     loop = network[network.index("void Network::run"):]
@@ -175,18 +137,14 @@ def test_no_state_crosses_between_host_and_device_per_step(cuda_project):
 # ---- running without a GPU ---------------------------------------------------------------------
 
 @pytest.mark.slow
-@needs_nvcc
-def test_run_without_gpu_compiles_then_says_so(cuda_project, experiment_file, tmp_path, monkeypatch, capsys):
-    """`hhc run` (hhc.cli.main, in this process) of the experiment just compiled: the cached build is
-    reused (make has nothing to do), then the run stops with exit code 1 and says why, no traceback."""
-    from hhc.cli import main
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")      # CUDA's "no device", even on a GPU machine
-    monkeypatch.delenv(brian2_cuda.COMPUTE_CAPABILITY_ENV, raising=False)
+@pytest.mark.needs_nvcc
+def test_run_without_gpu_compiles_then_says_so(cuda_project, experiment_file, tmp_path, cli):
+    """`hhc run` of the experiment just compiled: the cached build is reused (make has nothing to
+    do), then the run stops with exit code 1 and says why, no traceback."""
     out = tmp_path / "run"
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", str(experiment_file), "--out", str(out)])
-    assert exit_.value.code == 1
-    err = capsys.readouterr().err
+    done = cli("run", experiment_file, "--out", out, env=NO_GPU)
+    assert done.returncode == 1, done.stdout + done.stderr
+    err = done.stderr
     assert "Traceback" not in err
     message = " ".join(err.split())
     assert "error: no CUDA device is present" in message
@@ -197,9 +155,9 @@ def test_run_without_gpu_compiles_then_says_so(cuda_project, experiment_file, tm
     assert not (out / "meta.json").exists()
 
 
-def test_missing_cuda_venv_names_the_setup_step(tmp_path):
-    env = dict(os.environ, HHC_CUDA_VENV=str(tmp_path / "no-such-venv"))
-    done = _cli("compile", MODEL, "--device", "cuda_standalone", "--build-only", "-o", tmp_path / "out", env=env)
+def test_missing_cuda_venv_names_the_setup_step(tmp_path, cli):
+    done = cli("compile", MODEL, "--device", "cuda_standalone", "--build-only", "-o", tmp_path / "out",
+               env={"HHC_CUDA_VENV": tmp_path / "no-such-venv"})
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "scripts/setup.d/40-cuda.sh" in done.stderr and "no-such-venv" in done.stderr
@@ -207,11 +165,11 @@ def test_missing_cuda_venv_names_the_setup_step(tmp_path):
 
 # ---- precision, compute capability, the two environments ----------------------------------------
 
-@needs_nvcc
-def test_float32_generates_single_precision_kernels(tmp_path):
-    exp = write_experiment(tmp_path / "f32.toml", EXPERIMENT.format(precision="float32"), MODEL)
-    done = _cli("compile", MODEL, "--device", "cuda_standalone", "--experiment", exp, "-o", tmp_path / "gen",
-                "--compute-capability", "8.6", env=_no_gpu_env())
+@pytest.mark.needs_nvcc
+def test_float32_generates_single_precision_kernels(tmp_path, cli):
+    exp = cuda_experiment(tmp_path / "f32.toml", precision="float32")
+    done = cli("compile", MODEL, "--device", "cuda_standalone", "--experiment", exp, "-o", tmp_path / "gen",
+               "--compute-capability", "8.6", env=NO_GPU)
     assert done.returncode == 0, done.stdout + done.stderr
     project = tmp_path / "gen" / "cuda_project"
     info = json.loads((project / "hhc_build.json").read_text())
@@ -228,7 +186,7 @@ def test_compute_capability_option(monkeypatch):
     parse = brian2_cuda.parse_compute_capability
     assert parse("8.6") == 8.6 and parse("90") == 9.0 and parse("sm_120") == 12.0
     for bad in ("3.5", "nine", "8.66"):
-        with pytest.raises(brian2_cuda.HHCError):
+        with pytest.raises(HHCError):
             parse(bad)
     monkeypatch.delenv(brian2_cuda.COMPUTE_CAPABILITY_ENV, raising=False)
     assert brian2_cuda.compute_capability([]) == (9.0, "default (no GPU)")
@@ -240,14 +198,14 @@ def test_compute_capability_option(monkeypatch):
     assert brian2_cuda.gpus() == []
 
 
-def test_bad_compute_capability_is_refused_cleanly(tmp_path):
-    done = _cli("compile", MODEL, "--device", "cuda_standalone", "--compute-capability", "6.1",
-                "-o", tmp_path)
+def test_bad_compute_capability_is_refused_cleanly(tmp_path, cli):
+    done = cli("compile", MODEL, "--device", "cuda_standalone", "--compute-capability", "6.1",
+               "-o", tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "compute capability 6.1" in done.stderr
 
 
-@needs_nvcc
+@pytest.mark.needs_nvcc
 def test_the_two_brian2_environments_coexist():
     import brian2
     assert brian2.__version__ == "2.9.0"          # hhc's own venv keeps the newest brian2

@@ -1,17 +1,12 @@
 """Syntax errors and imports: every error is an HHCError at the exact line and column."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from hhc.compiler import compile_text, load_model, parse
 from hhc.compiler.errors import HHCError
 
-ROOT = Path(__file__).resolve().parent.parent
-HHC = Path(sys.executable).with_name("hhc")
+from paths import KENYON
 
 
 def error_of(text: str, path: str = "t.chan") -> HHCError:
@@ -180,13 +175,13 @@ BAD = "channel K {\n    gbar = 6 nS\n    E = 1 mV + 2 ms\n}\n"
 
 
 @pytest.mark.parametrize("command", [["check"], ["compile"]])
-def test_cli_reports_a_located_error_without_traceback(tmp_path, command):
+def test_cli_reports_a_located_error_without_traceback(tmp_path, cli, command):
     bad = tmp_path / "bad.chan"
     bad.write_text(BAD)
-    args = [str(HHC), *command, str(bad)]
+    args = [*command, bad]
     if command == ["compile"]:
-        args += ["-o", str(tmp_path / "out")]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        args += ["-o", tmp_path / "out"]
+    result = cli(*args, cwd=tmp_path, timeout=300)
     assert result.returncode == 1, result.stderr
     out = result.stdout + result.stderr
     assert "Traceback" not in out
@@ -195,17 +190,16 @@ def test_cli_reports_a_located_error_without_traceback(tmp_path, command):
     assert "\n    " + " " * 15 + "^" in out
 
 
-def test_cli_check_on_a_syntax_error(tmp_path):
+def test_cli_check_on_a_syntax_error(tmp_path, cli):
     bad = tmp_path / "bad.chan"
     bad.write_text("channel K {\n    gbar = 6 nS\n")
-    result = subprocess.run([str(HHC), "check", str(bad)], capture_output=True, text=True, timeout=300)
+    result = cli("check", bad, timeout=300)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{bad}:2:16: error: unexpected end of file" in result.stderr
 
 
-def test_cli_check_on_a_good_file():
-    result = subprocess.run([str(HHC), "check", str(ROOT / "models/kenyon_cell.chan")],
-                            capture_output=True, text=True, timeout=300)
+def test_cli_check_on_a_good_file(cli):
+    result = cli("check", KENYON, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "cell KenyonCell: 10 states" in result.stdout

@@ -9,7 +9,7 @@ Integrators (the experiment's `method`):
     once per evaluation). NESTML 9's only numeric ODE solvers are GSL rkf45 and forward Euler, so
     this is how NEST gets fixed-step 2nd/4th-order methods. A neuron whose v stops being a finite
     number is reported after the run (the state `hhc_bad_t`).
-  * "auto" — the accuracy advisor (hhc.advise.choose, before the run: NestBackend.advise_device)
+  * "auto" — the accuracy advisor (hhc.advise.choose, before the run: NestBackend.capabilities.advise_device)
     runs exponential Euler, rk2 and rk4 on a sample on NEST and takes the cheapest that meets the
     experiment's tolerance against the reference (for the Kenyon cell at dt 0.01 ms: rk2, about 8x
     cheaper per neuron-step than NESTML's default). Where nothing resolves it (PyNN cell types,

@@ -1,5 +1,5 @@
 """The NESTML text of a cell: hhc's fixed-step methods written into the update block over plain
-numbers in NEST units (see RhsProgram), or NESTML's own rkf45 over the ODEs."""
+numbers in NEST units (see _RhsProgram), or NESTML's own rkf45 over the ODEs."""
 from __future__ import annotations
 
 import math
@@ -19,7 +19,7 @@ from ..codegen import DoublePrinter, decimal_form
 NEST_VERSION_TAG = "v3.10.0"
 FIXED_STEP = ("euler", "exponential_euler", "rk2", "rk4")      # hhc writes the step into `update`
 VARIANTS = FIXED_STEP + ("rkf45",)
-# "auto" is resolved by the accuracy advisor before a run (NestBackend.advise_device); where it is
+# "auto" is resolved by the accuracy advisor before a run (NestBackend.capabilities.advise_device); where it is
 # not (PyNN cell types, hhc compile), it means rk4, the most accurate fixed-step method.
 METHODS = {"auto": "rk4", "euler": "euler", "exponential_euler": "exponential_euler", "rk2": "rk2",
            "midpoint": "rk2", "rk4": "rk4", "rkf45": "rkf45", "rk45": "rkf45", "gsl": "rkf45"}
