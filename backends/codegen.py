@@ -22,3 +22,9 @@ class DoublePrinter(StrPrinter):
 
     def _print_Float(self, expr):
         return repr(float(expr))
+
+    def _print_Exp1(self, expr):        # e, as a number: no target is sure to know a name for it
+        return repr(float(expr))
+
+    def _print_Pi(self, expr):
+        return repr(float(expr))

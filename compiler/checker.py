@@ -6,6 +6,8 @@ the syntax tree (which knows where things are written); the IR it produces is al
 from __future__ import annotations
 
 import difflib
+import keyword
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +31,43 @@ _NEEDS_DIMENSIONLESS = {"exp", "log", "tanh", "sinh", "cosh", "exprel"}
 GATE_KEYS = {"inf": units.DIMENSIONLESS, "tau": units.TIME, "alpha": units.RATE, "beta": units.RATE}
 INPUT_KINDS = {"current": units.CURRENT}
 CELL_SETTINGS = {"C": "membrane capacitance", "area": "membrane area"}
+
+# Names an input (used as it is written in every target's code) cannot have, with the reason.
+_BRIAN2_NAMES = {"t": "the simulation time", "dt": "the time step", "i": "the neuron index",
+                 "N": "the number of neurons", "xi": "white noise", "lastspike": "the last spike time",
+                 "not_refractory": "the refractory flag", "t_in_timesteps": "the time in steps",
+                 "timestep": "a function"}
+_CPP_KEYWORDS = {"auto", "bool", "break", "case", "char", "const", "continue", "default", "delete", "do",
+                 "double", "enum", "extern", "float", "goto", "inline", "int", "long", "namespace", "new",
+                 "operator", "private", "public", "register", "short", "signed", "sizeof", "static", "struct",
+                 "switch", "template", "this", "throw", "typedef", "union", "unsigned", "virtual", "void",
+                 "volatile"}
+_FUNCTION_NAMES = set(_FUNCTIONS) | {"sin", "cos", "tan", "clip", "floor", "ceil", "rand", "randn", "sign", "int",
+                                     "log10", "arcsin", "arccos", "arctan", "exprel", "poisson", "float"}
+MAX_NAME_LENGTH = 64
+
+
+def reserved_reason(name: str) -> str | None:
+    """Why `name` cannot name an input (None: it can)."""
+    if name in _BRIAN2_NAMES:
+        return f"Brian2 uses it for {_BRIAN2_NAMES[name]}"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return "it is a Python keyword (generated Brian2 and PyNN code is Python)"
+    if name in _CPP_KEYWORDS:
+        return "it is a C++ keyword (cpp_standalone and NEST compile generated C++)"
+    if name in _FUNCTION_NAMES:
+        return "it is a function name"
+    if name in units.UNITS:
+        return "it is a unit name"
+    if name.startswith("_"):
+        return "names starting with '_' are reserved for generated code"
+    return None
+
+
+def _check_length(name: str, loc, what: str):
+    if len(name) > MAX_NAME_LENGTH:
+        raise error_at(loc, f"{what} name is {len(name)} characters long (at most {MAX_NAME_LENGTH}): it names "
+                            f"generated files and identifiers")
 
 
 @dataclass
@@ -224,6 +263,12 @@ def _constant(node, what: str) -> tuple[sympy.Expr, Dimension]:
         raise error_at(refs[0].loc, f"{what} must be a constant (a number with a unit), "
                                     f"but it uses '{refs[0].id}'")
     expr, dim = _ExpressionChecker(scope).check(node)
+    try:
+        number = float(units.to_si(expr))
+    except (TypeError, ValueError, OverflowError):
+        number = float("inf")
+    if not math.isfinite(number):
+        raise error_at(_start(node), f"{what} is not a finite number (too large for a double?)")
     return expr, dim
 
 
@@ -475,6 +520,10 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
             raise error_at(i.kind_loc, f"unknown input kind '{i.kind}'", f"known: {', '.join(INPUT_KINDS)}")
         if i.name in taken:
             raise error_at(i.loc, f"input name '{i.name}' is already used in cell {cell.name}")
+        reason = reserved_reason(i.name)
+        if reason:
+            raise error_at(i.loc, f"input name '{i.name}' is reserved: {reason}", f"e.g. I_{i.name.lstrip('_')}")
+        _check_length(i.name, i.loc, "input")
         inputs.append(ir.Input(i.name, i.kind, INPUT_KINDS[i.kind]))
 
     initial = _check_initial(cell, used, leak)
@@ -557,12 +606,14 @@ def _check_initial(cell: ast.Cell, channels: list[ir.Channel], leak) -> tuple[ir
 
 def _collect(module: ast.Module, seen_files: dict, chain: tuple, out_channels: dict, out_cells: dict):
     for channel in module.channels:
+        _check_length(channel.name, channel.loc, "channel")
         if channel.name in out_channels:
             first = out_channels[channel.name][0].loc
             raise error_at(channel.loc, f"duplicate channel '{channel.name}'",
                            f"first defined at {first.source.path}:{first.line}:{first.column}")
         out_channels[channel.name] = (channel, None)
     for cell in module.cells:
+        _check_length(cell.name, cell.loc, "cell")
         if cell.name in out_cells:
             first = out_cells[cell.name].loc
             raise error_at(cell.loc, f"duplicate cell '{cell.name}'",

@@ -4,7 +4,7 @@ derivative as one expression of the states, parameters and inputs, with named ex
 channel currents substituted; optionally with shared subexpressions pulled out, or with parameter
 values and SI scales put in for numeric evaluation.
 
-`numeric_exprel` is the one numeric (exp(x) - 1)/x of the project: exact 1 at 0, and the series
+`exprel_np` is the one numeric (exp(x) - 1)/x of the project: exact 1 at 0, and the series
 1 + x/2 + x²/6 where expm1(x)/x would lose digits (|x| < 1e-5, relative error below 1e-16).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .errors import HHCError
 _SERIES_BELOW = 1e-5
 
 
-def numeric_exprel(x):
+def exprel_np(x):
     """(exp(x) - 1)/x on floats or numpy arrays, accurate near and at 0. A float (the SciPy
     reference's scalar right-hand side) takes a fast path through math; past the float range it is
     inf, as on arrays."""
@@ -40,8 +40,8 @@ def numeric_exprel(x):
 
 
 # sympy.lambdify modules: on numpy arrays (and scalars), and on floats only (math: faster per call)
-NUMERIC_MODULES = [{"exprel": numeric_exprel}, "numpy"]
-SCALAR_MODULES = [{"exprel": numeric_exprel}, "math"]
+NUMERIC_MODULES = [{"exprel": exprel_np}, "numpy"]
+SCALAR_MODULES = [{"exprel": exprel_np}, "math"]
 
 
 def _substitute_all(expr: sympy.Expr, table: dict) -> sympy.Expr:

@@ -1,9 +1,9 @@
 """brian2 cuda_standalone through brian2cuda (backends/brian2/cuda.py, docs/cuda.md).
 
 What can be checked without a GPU: the Kenyon cell's brian2cuda project is generated and compiled by
-the machine's nvcc (once per session; the build is cached, so a later session only regenerates and
-re-runs make), the generated CUDA code is GPU-shaped, and a run stops with a clear message. Nothing
-here executes on a GPU. Only the absence of nvcc skips; a missing cuda venv fails (setup makes it).
+the machine's nvcc (once per test session, in the session's own HHC_CACHE; a second build of the same
+project there only regenerates and re-runs make), the generated CUDA code is GPU-shaped, and a run stops with a clear message. Nothing
+here executes on a GPU. Only the absence of nvcc skips (needs_nvcc); a missing cuda venv fails (setup makes it).
 """
 from __future__ import annotations
 

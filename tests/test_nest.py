@@ -10,8 +10,6 @@ IR's (hhc.backends.reference) to rounding.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,15 +18,16 @@ import pytest
 
 from hhc import load_results
 from hhc.api import run_experiment
-from hhc.backends import nest as nb
+from hhc.backends.nest import build, nestml
+from hhc.backends.nest import run as nest_run
 from hhc.compiler import load_model
 from hhc.compiler.errors import HHCError
+from hhc.compiler.experiment import RunOverrides
 
-ROOT = Path(__file__).resolve().parent.parent
-KENYON = ROOT / "models" / "kenyon_cell.chan"
+from builders import trace, write_experiment
+from paths import EXAMPLES, KENYON, MODELS
 
-needs_nest = pytest.mark.skipif(nb.NestBackend.unavailable_reason() is not None,
-                                reason=f"NEST backend unavailable: {nb.NestBackend.unavailable_reason()}")
+RhsProgram = getattr(nestml, "RhsProgram", None) or nestml._RhsProgram
 
 
 @pytest.fixture(scope="module")
@@ -37,37 +36,13 @@ def cell():
 
 
 def _experiment(tmp_path: Path, name: str, size: int, duration: str, method: str = "rk4",
-                init: str = '"-65 mV"', traces: bool = False) -> Path:
-    text = f"""
-[model]
-file = "{KENYON}"
-[population]
-size = {size}
-[simulation]
-dt = "0.01 ms"
-method = "{method}"
-seed = 3
-[initial]
-v = {init}
-[[protocol]]
-duration = "20 ms"
-inputs = {{ Iapp = "0 pA" }}
-[[protocol]]
-duration = "{duration}"
-inputs = {{ Iapp = "18 pA" }}
-[record]
-spikes = "all"
-"""
-    if traces:
-        text += f"""
-[[record.traces]]
-variables = ["v", "NaF.m"]
-neurons = "0:{min(size, 2)}"
-interval = "0.1 ms"
-"""
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text)
-    return path
+                init: str = "-65 mV", traces: bool = False, dt: str = "0.01 ms", rest: str = "20 ms") -> Path:
+    """Kenyon cells (seed 3): `rest` at 0 pA, then `duration` at 18 pA; spikes of all, and with traces
+    v and NaF.m of the first two neurons every 0.1 ms."""
+    return write_experiment(
+        tmp_path / f"{name}.toml", size=size, dt=dt, method=method, seed=3, initial={"v": init},
+        protocol=[(rest, "0 pA"), (duration, "18 pA")], record={"spikes": "all"},
+        traces=[trace(["v", "NaF.m"], f"0:{min(size, 2)}", interval="0.1 ms")] if traces else ())
 
 
 def _spikes_by_neuron(res, n):
@@ -85,7 +60,7 @@ def _assert_agree(a, b, n, tol):
 
 # ---- text (fast) --------------------------------------------------------------------------------
 def test_nestml_rk4_text(cell):
-    text = nb.nestml_text(cell, "rk4")
+    text = nestml.nestml_text(cell, "rk4")
     assert text.startswith("# NESTML model of cell KenyonCell.")
     assert "models/kenyon_cell.chan" in text.splitlines()[1]
     assert "model kenyoncell_rk4:" in text
@@ -108,7 +83,7 @@ def test_nestml_rk4_text(cell):
 
 @pytest.mark.parametrize("method,stages", [("euler", 1), ("rk2", 2), ("rk4", 4), ("exponential_euler", 1)])
 def test_fixed_step_methods_text(cell, method, stages):
-    text = nb.nestml_text(cell, method)
+    text = nestml.nestml_text(cell, method)
     assert f"model kenyoncell_{method}:" in text
     assert text.count("exp(0.004166666666666667*") == stages
     assert text.count("\n        k1_m_NaF real = ") == 1
@@ -125,14 +100,14 @@ def test_update_block_right_hand_side_equals_the_ir(model):
     derivatives with respect to each state."""
     import sympy
     from hhc.backends.reference import build_rhs
-    cell = load_model(ROOT / "models" / model).cell()
+    cell = load_model(MODELS / model).cell()
     ref = build_rhs(cell, jacobian=False)
-    prog = nb._RhsProgram(cell, rates=True)
-    values = {sympy.Symbol(f"p_{nb.nest_name(p.name)}"): p.si_value / float(nb.nest_scale(p.dimension))
+    prog = RhsProgram(cell, rates=True)
+    values = {sympy.Symbol(f"p_{nestml.nest_name(p.name)}"): p.si_value / float(nestml.nest_scale(p.dimension))
               for p in cell.parameters}
     inputs = [7e-12 for _ in cell.inputs]                    # 7 pA
     for i, x in zip(cell.inputs, inputs):
-        values[sympy.Symbol(f"p_{nb.nest_name(i.name)}")] = x / float(nb.nest_scale(i.dimension))
+        values[sympy.Symbol(f"p_{nestml.nest_name(i.name)}")] = x / float(nestml.nest_scale(i.dimension))
     rng = np.random.default_rng(1)
     per_ms = {s: 1.0 if s == "v" else 1e-3 for s in prog.states}     # SI rates -> NEST units (V/s = mV/ms)
     for v_mv in list(np.linspace(-100, 60, 17)) + [-40.0, -55.0]:
@@ -155,7 +130,7 @@ def test_update_block_right_hand_side_equals_the_ir(model):
 
 
 def test_shared_exponentials_are_exact_multiples(cell):
-    prog = nb._RhsProgram(cell)
+    prog = RhsProgram(cell)
     assert prog.exp_count() == 9
     import sympy
     base = [e for s, e in prog.temps if s.name == "e0"][0]
@@ -164,7 +139,7 @@ def test_shared_exponentials_are_exact_multiples(cell):
 
 
 def test_nestml_rkf45_text(cell):
-    text = nb.nestml_text(cell, "rkf45")
+    text = nestml.nestml_text(cell, "rkf45")
     assert "model kenyoncell_rkf45:" in text
     assert "m_NaF' = (m_NaF_inf - m_NaF) / m_NaF_tau" in text
     assert "inline m_NaF_inf real = 1/(exp(0.15037593984962405*(-30.1 mV - V_m)/(1 mV)) + 1)" in text
@@ -174,44 +149,45 @@ def test_nestml_rkf45_text(cell):
 
 def test_units_and_names(cell):
     from hhc.compiler import units
-    assert nb.nest_scale(units.VOLTAGE) == units.UNITS["mV"].scale
-    assert nb.nest_scale(units.CONDUCTANCE) == units.UNITS["nS"].scale
-    assert nb.nest_scale(units.CAPACITANCE) == units.UNITS["pF"].scale
-    assert nb.quantity(units.unit_symbol("V"), units.VOLTAGE) == "1000 mV"
-    assert nb.nest_name("v") == "V_m" and nb.nest_name("e") == "e_" and nb.nest_name("gbar_NaF") == "gbar_NaF"
+    assert nestml.nest_scale(units.VOLTAGE) == units.UNITS["mV"].scale
+    assert nestml.nest_scale(units.CONDUCTANCE) == units.UNITS["nS"].scale
+    assert nestml.nest_scale(units.CAPACITANCE) == units.UNITS["pF"].scale
+    assert nestml.quantity(units.unit_symbol("V"), units.VOLTAGE) == "1000 mV"
+    assert nestml.nest_name("v") == "V_m" and nestml.nest_name("e") == "e_" and nestml.nest_name("gbar_NaF") == "gbar_NaF"
     with pytest.raises(HHCError, match="unknown integration method 'heun'"):
-        nb._variant("heun")
+        nestml._variant("heun")
 
 
 def test_initial_state_is_drawn_once(cell, tmp_path):
     from hhc.compiler.experiment import load_experiment, resolve
-    exp = resolve(load_experiment(_experiment(tmp_path, "init", 50, "10 ms", init='"uniform(-70 mV, -60 mV)"')), cell)
-    a, b = nb.initial_state(cell, exp), nb.initial_state(cell, exp)
+    exp = resolve(load_experiment(_experiment(tmp_path, "init", 50, "10 ms", init="uniform(-70 mV, -60 mV)")), cell)
+    a, b = nest_run.initial_state(cell, exp), nest_run.initial_state(cell, exp)
     assert set(a) == {"V_m"} | {g.state for g in cell.gates}
     assert np.array_equal(a["V_m"], b["V_m"]) and a["V_m"].min() >= -70 and a["V_m"].max() <= -60
 
 
 def test_mpi_errors_name_the_missing_piece(cell, tmp_path, monkeypatch):
     from hhc.compiler.experiment import load_experiment, resolve
-    exp = resolve(load_experiment(_experiment(tmp_path, "m", 4, "10 ms")), cell).with_backend("nest", mpi=2)
+    exp = resolve(load_experiment(_experiment(tmp_path, "m", 4, "10 ms")), cell)
+    exp = exp.with_overrides(RunOverrides(backend="nest", mpi=2))
     monkeypatch.setenv("HHC_NEST_MPI_PYTHON", str(tmp_path / "nowhere" / "python"))
     with pytest.raises(HHCError, match="nest_mpi.sh"):
-        nb._mpi_nest_python(exp)
-    monkeypatch.setattr(nb.shutil, "which", lambda name: None)
+        nest_run._mpi_nest_python(exp)
+    monkeypatch.setattr(nest_run.shutil, "which", lambda name: None)
     with pytest.raises(HHCError, match="mpirun, which is not installed"):
-        nb._launch_command(exp, "python", Path("rank.py"), Path("spec.json"))
-    launcher = exp.with_backend(launcher="srun -n 64")
-    assert nb._launch_command(launcher, "py", Path("r.py"), Path("s.json"))[:3] == ["srun", "-n", "64"]
+        nest_run._launch_command(exp, "python", Path("rank.py"), Path("spec.json"))
+    launcher = exp.with_overrides(RunOverrides(launcher="srun -n 64"))
+    assert nest_run._launch_command(launcher, "py", Path("r.py"), Path("s.json"))[:3] == ["srun", "-n", "64"]
 
 
 # ---- builds and runs (slow) ---------------------------------------------------------------------
-@needs_nest
+@pytest.mark.needs_nest
 @pytest.mark.slow
 def test_module_builds_and_is_cached(cell, tmp_path):
-    built = nb.build_module(cell, "rk4")
+    built = build.build_module(cell, "rk4")
     assert built.so.exists() and (built.directory / "hhc-module.json").exists()
     t0 = time.perf_counter()
-    again = nb.build_module(cell, "rk4")
+    again = build.build_module(cell, "rk4")
     assert again.directory == built.directory and time.perf_counter() - t0 < 10
     # hhc compile --target nest writes the model and the loadable module
     from hhc.api import compile_model
@@ -219,14 +195,15 @@ def test_module_builds_and_is_cached(cell, tmp_path):
     assert "kenyoncell_rk4.nestml" in files and (tmp_path / built.so.name).exists()
 
 
-@needs_nest
+@pytest.mark.needs_nest
 @pytest.mark.slow
 def test_single_cell_agrees_with_brian2(tmp_path):
     exp = _experiment(tmp_path, "one", 1, "300 ms", traces=True)
     b2 = load_results(run_experiment(exp, out=tmp_path / "b2", backend="brian2", quiet=True))
     ne = load_results(run_experiment(exp, out=tmp_path / "nest", backend="nest", quiet=True))
     _assert_agree(b2, ne, 1, tol=0.5e-5)
-    assert ne.meta["backend"] == "nest" and ne.meta["method"] == "rk4"
+    # NEST itself ran hhc's fixed-step rk4 (the update block), not NESTML's rkf45
+    assert ne.meta["nest_version"] and ne.meta["integrator"] == "hhc rk4 (update block)"
     tr = ne.traces[0]
     assert tr.variables["v"].shape[1] == 1
     # samples at the same times agree closely (NEST samples from t = interval, Brian2 from 0)
@@ -234,43 +211,41 @@ def test_single_cell_agrees_with_brian2(tmp_path):
     common, ia, ib = np.intersect1d(np.round(bt.t, 9), np.round(tr.t, 9), return_indices=True)
     assert len(common) > 1000
     assert np.abs(bt.variables["v"][ia] - tr.variables["v"][ib]).max() < 1e-6    # 1 uV
-    rkf = load_results(_run_method(exp, tmp_path, "rkf45"))
+    rkf = load_results(_run_method(tmp_path, "one", "rkf45", size=1, duration="300 ms", traces=True))
     _assert_agree(b2, rkf, 1, tol=5e-5)
 
 
-def _run_method(exp_path: Path, tmp_path: Path, method: str) -> Path:
-    text = exp_path.read_text().replace('method = "rk4"', f'method = "{method}"')
-    path = tmp_path / f"{exp_path.stem}_{method}.toml"
-    path.write_text(text)
-    return run_experiment(path, out=tmp_path / f"{exp_path.stem}_{method}", backend="nest", quiet=True)
+def _run_method(tmp_path: Path, name: str, method: str, **fields) -> Path:
+    path = _experiment(tmp_path, f"{name}_{method}", method=method, **fields)
+    return run_experiment(path, out=tmp_path / f"{name}_{method}", backend="nest", quiet=True)
 
 
-@needs_nest
+@pytest.mark.needs_nest
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["rk4", "rk2", "exponential_euler", "euler"])
 def test_population_agrees_with_brian2(tmp_path, method):
     """hhc's fixed-step methods on NEST are Brian2's methods of the same name: the same spikes to
     rounding (the same step)."""
     n = 20
-    exp = _experiment(tmp_path, "pop", n, "200 ms", method=method, init='"uniform(-70 mV, -60 mV)"')
+    exp = _experiment(tmp_path, "pop", n, "200 ms", method=method, init="uniform(-70 mV, -60 mV)")
     b2 = load_results(run_experiment(exp, out=tmp_path / "b2", backend="brian2", quiet=True))
     ne = load_results(run_experiment(exp, out=tmp_path / "nest", backend="nest", quiet=True, threads=2))
     assert ne.meta["method"] == method and b2.meta["method"] == method
     _assert_agree(b2, ne, n, tol=0.5e-5)
 
 
-@needs_nest
+@pytest.mark.needs_nest
 @pytest.mark.slow
 def test_auto_is_the_advisors_choice_on_nest(tmp_path):
     """method = "auto" on nest: the accuracy advisor runs hhc's fixed-step methods on NEST against
     the reference, cheapest first, and takes the first that meets the tolerance; the choice is kept
     in meta.json. (Which one depends on the protocol: on the first second at 18 pA it is rk2, as
     exponential Euler changes spike counts; over this short protocol exponential Euler may do.)"""
-    exp = _experiment(tmp_path, "auto", 40, "200 ms", method="auto", init='"uniform(-70 mV, -60 mV)"')
+    exp = _experiment(tmp_path, "auto", 40, "200 ms", method="auto", init="uniform(-70 mV, -60 mV)")
     res = load_results(run_experiment(exp, out=tmp_path / "out", backend="nest", quiet=True))
     assert res.meta["backend"] == "nest"
     choice = res.meta["auto_choice"]
-    assert res.meta["method"] == choice["method"] and choice["method"] in nb.FIXED_STEP
+    assert res.meta["method"] == choice["method"] and choice["method"] in nestml.FIXED_STEP
     assert res.meta["integrator"] == f"hhc {choice['method']} (update block)"
     assert abs(choice["dt"] - 1e-5) < 1e-15
     tried = [t["method"] for t in choice["tried"]]
@@ -278,27 +253,23 @@ def test_auto_is_the_advisors_choice_on_nest(tmp_path):
     assert choice["tried"][-1]["ok"] and not any(t["ok"] for t in choice["tried"][:-1])
 
 
-@needs_nest
+@pytest.mark.needs_nest
 @pytest.mark.slow
 def test_blow_up_is_reported(tmp_path):
     """A state that leaves the finite numbers (forward Euler at 0.3 ms) is an error naming the
     neurons and times, not silently missing spikes."""
-    exp = _experiment(tmp_path, "blow", 3, "130 ms", method="euler")
-    exp.write_text(exp.read_text().replace('dt = "0.01 ms"', 'dt = "0.3 ms"'))
+    # phases of whole steps of 0.3 ms: 21 ms at rest, 129 ms at 18 pA
+    exp = _experiment(tmp_path, "blow", 3, "129 ms", method="euler", dt="0.3 ms", rest="21 ms")
     with pytest.raises(HHCError, match="blew up: v of 3 neuron"):
         run_experiment(exp, out=tmp_path / "out", backend="nest", quiet=True)
 
 
-def _mpi_ready():
-    return nb.mpi_python().exists() or os.environ.get("HHC_NEST_MPI_PYTHON")
-
-
-@needs_nest
+@pytest.mark.needs_nest
+@pytest.mark.needs_mpi_nest
 @pytest.mark.slow
 def test_mpi_two_processes_equal_one(tmp_path):
-    """Needs scripts/setup.d/nest_mpi.sh (run by scripts/setup.sh test)."""
     n = 20
-    exp = _experiment(tmp_path, "mpi", n, "100 ms", init='"uniform(-70 mV, -60 mV)"', traces=True)
+    exp = _experiment(tmp_path, "mpi", n, "100 ms", init="uniform(-70 mV, -60 mV)", traces=True)
     one = load_results(run_experiment(exp, out=tmp_path / "one", backend="nest", quiet=True))
     two = load_results(run_experiment(exp, out=tmp_path / "two", backend="nest", quiet=True, mpi=2))
     assert two.meta["mpi_processes"] == 2 and two.meta["have_mpi"] is True
@@ -308,14 +279,15 @@ def test_mpi_two_processes_equal_one(tmp_path):
     assert np.array_equal(one.traces[0].variables["v"], two.traces[0].variables["v"])
 
 
-@needs_nest
+@pytest.mark.needs_nest
+@pytest.mark.needs_pynn
 @pytest.mark.slow
 def test_pynn_example_same_counts_and_v_on_nest_and_brian2():
     import subprocess
     import sys
     counts, v = {}, {}
     for simulator in ("nest", "brian2"):
-        out = subprocess.run([sys.executable, str(ROOT / "examples" / "pynn_kenyon.py"), simulator],
+        out = subprocess.run([sys.executable, str(EXAMPLES / "pynn_kenyon.py"), simulator],
                              capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
         line = [x for x in out.stdout.splitlines() if x.startswith(f"{simulator}: spike counts")][0]
@@ -328,6 +300,8 @@ def test_pynn_example_same_counts_and_v_on_nest_and_brian2():
     assert "30001 samples x 10 cells every 0.01 ms" in v["nest"]
 
 
+@pytest.mark.needs_nest
+@pytest.mark.slow
 def test_traces_cover_the_whole_protocol(tmp_path):
     """NEST delivers a multimeter's last min_delay of samples only after a later step; hhc runs
     past the end so no sample of the protocol is lost (and none after it is kept)."""

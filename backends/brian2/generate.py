@@ -73,22 +73,22 @@ def equations(cell: ir.Cell, injected_current: str | None = None, parameters_as_
     for ch in cell.channels:
         lines.append("")
         lines.append(f"# channel {ch.name}" + (f" ({ch.ion})" if ch.ion else ""))
-        lines.append(f"{ch.current_name} = {brian_expr(cell.channel_current(ch))} : amp")
+        lines.append(f"{ch.current_name} = {_typed(cell.channel_current(ch), units.CURRENT)} : amp")
         for expr in ch.expressions:
-            lines.append(f"{expr.name} = {brian_expr(expr.expr)} : {brian_unit(expr.dimension)}")
+            lines.append(f"{expr.name} = {_typed(expr.expr, expr.dimension)} : {brian_unit(expr.dimension)}")
         for g in ch.gates:
             x = g.state
             if g.form == "alpha_beta":
                 lines.append(f"d{x}/dt = {x}_alpha * (1 - {x}) - {x}_beta * {x} : 1")
-                lines.append(f"{x}_alpha = {brian_expr(g.alpha)} : Hz")
-                lines.append(f"{x}_beta = {brian_expr(g.beta)} : Hz")
+                lines.append(f"{x}_alpha = {_typed(g.alpha, units.RATE)} : Hz")
+                lines.append(f"{x}_beta = {_typed(g.beta, units.RATE)} : Hz")
                 lines.append(f"{x}_inf = {x}_alpha / ({x}_alpha + {x}_beta) : 1")
             else:
                 lines.append(f"d{x}/dt = ({x}_inf - {x}) / {x}_tau : 1")
                 lines.append(f"{x}_inf = {brian_expr(g.steady_state)} : 1")
-                lines.append(f"{x}_tau = {brian_expr(g.time_constant)} : second")
+                lines.append(f"{x}_tau = {_typed(g.time_constant, units.TIME)} : second")
     lines.append("")
-    lines.append(f"I_leak = {brian_expr(cell.leak_current)} : amp")
+    lines.append(f"I_leak = {_typed(cell.leak_current, units.CURRENT)} : amp")
     comment = "" if parameters_as_variables else "  # input, set by the protocol"
     for inp in cell.inputs:
         lines.append(f"{inp.name} : {brian_unit(inp.dimension)}{comment}")
@@ -103,9 +103,22 @@ def equations(cell: ir.Cell, injected_current: str | None = None, parameters_as_
 def brian_quantity(value: sympy.Expr, dim: units.Dimension) -> str:
     """A constant with its unit; a bare number (`E = 0 mV` is stored as 0) gets the SI unit of its
     dimension, since Brian2 would read a plain 0 as dimensionless."""
+    constant = all(units.unit_of_symbol(s) for s in value.free_symbols)
+    if constant and (value.atoms(sympy.Function) or value.has(sympy.E, sympy.pi)):
+        # exp(1), log(2) ... in a constant: its value (a module namespace has no exp or E)
+        number = float(units.to_si(value))
+        return repr(number) if dim.is_dimensionless else f"{number!r}*{brian_unit(dim)}"
     if dim.is_dimensionless or value.free_symbols:
         return brian_expr(value)
     return f"{float(units.to_si(value))!r}*{brian_unit(dim)}"
+
+
+def _typed(expr: sympy.Expr, dim: units.Dimension) -> str:
+    """An equation's right-hand side; one that is exactly 0 (a zero current or constant) keeps its
+    unit, since Brian2 reads a plain 0 as dimensionless."""
+    if expr.is_zero and not dim.is_dimensionless:
+        return f"0*{brian_unit(dim)}"
+    return brian_expr(expr)
 
 
 def _parameter_text(p: ir.Parameter) -> str:
