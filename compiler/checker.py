@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import sympy
 
 from .errors import HHCError
 
 from . import ast, ir, units
 from .parser import error_at, parse, parse_file
+from .rhs import NUMERIC_MODULES, inline
 from .singularities import remove_singularities
 from .units import Dimension
 
@@ -371,10 +373,58 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
         if p.dimension in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA) and p.si_value < 0:
             node = next(a for a in ch.assignments if f"{a.name}_{ch.name}" == p.name)
             raise error_at(_start(node.expr), f"conductance {node.name} of channel {ch.name} is negative")
-    return ir.Channel(
+    channel = ir.Channel(
         name=ch.name, ion=ch.ion, parameters=parameters,
         expressions=tuple(d for d in defined if isinstance(d, ir.NamedExpression)),
         gates=gates, current=current, current_is_density=(dim == units.CURRENT / units.AREA))
+    _check_gate_ranges(channel, {g.name: g for g in ch.gates}, ch.loc)
+    return channel
+
+
+# The membrane potentials a cell can reach (mV): gate functions are checked on this grid.
+_V_GRID_MV = (-200.0, 100.0, 0.5)
+MAX_GATE_POWER = 16
+
+
+def _check_gate_ranges(channel: ir.Channel, ast_gates: dict, fallback_loc, because: str = ""):
+    """Gate functions must be meaningful wherever v can be: inf in [0, 1], tau > 0, alpha and beta
+    >= 0, all finite (a singularity that is not one of the 0/0 forms hhc rewrites fails here, not
+    at run time). Checked on v from -200 to +100 mV in 0.5 mV steps, parameters in."""
+    lo, hi, step = _V_GRID_MV
+    v_mv = np.arange(lo, hi + step / 2, step)
+    for gate in channel.gates:
+        node = ast_gates.get(gate.name)
+        forms = ({"alpha": gate.alpha, "beta": gate.beta} if gate.alpha is not None else
+                 {"inf": gate.steady_state, "tau": gate.time_constant})
+        for key, expr in forms.items():
+            where = next((a for a in node.assignments if a.name == key), None) if node is not None else None
+            loc = _start(where.expr) if where is not None else fallback_loc
+            si = units.to_si(inline(expr, channel=channel, parameters=True))
+            if si.free_symbols - {ir.V}:
+                continue                     # depends on something other than v: judged at run time
+            with np.errstate(all="ignore"):
+                values = np.broadcast_to(np.asarray(
+                    sympy.lambdify(ir.V, si, NUMERIC_MODULES)(v_mv * 1e-3), dtype=float), v_mv.shape)
+            owner = f"{key} of gate {gate.name} of channel {channel.name}{because}"
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise error_at(loc, f"{owner} is not finite at v = {v_mv[bad][0]:g} mV",
+                               "a rate singular at some v (other than the 0/0 forms hhc rewrites with exprel) "
+                               "cannot be integrated there")
+            if key == "inf":
+                out = (values < -1e-12) | (values > 1 + 1e-12)
+                rule = "must lie between 0 and 1"
+            elif key == "tau":
+                out = values <= 0
+                rule = "must be positive"
+            else:
+                out = values < 0
+                rule = "must not be negative"
+            if out.any():
+                k = int(np.argmax(out))
+                unit = "" if key == "inf" else (" ms" if key == "tau" else " /ms")
+                scale = 1.0 if key == "inf" else (1e3 if key == "tau" else 1e-3)
+                raise error_at(loc, f"{owner} {rule}, but it is {values[k] * scale:.6g}{unit} at v = {v_mv[k]:g} mV")
 
 
 def _default_current(ch: ast.Channel, scope: _Scope, gates) -> tuple[sympy.Expr, Dimension]:
@@ -398,6 +448,9 @@ def _check_gate(g: ast.Gate, ch: ast.Channel, channel_scope: _Scope, defined: li
     owner = f"gate {g.name} of channel {ch.name}"
     if g.power < 1:
         raise error_at(g.power_loc, f"the power of {owner} must be a positive integer, got {g.power}")
+    if g.power > MAX_GATE_POWER:
+        raise error_at(g.power_loc, f"the power of {owner} is {g.power}; hhc takes powers up to {MAX_GATE_POWER}",
+                       "published gates use powers of 1 to 8")
     _check_duplicates([(a.name, a.loc) for a in g.assignments], f"name in {owner}")
     keys = {a.name: a for a in g.assignments if a.name in GATE_KEYS}
     has_inf_tau = "inf" in keys or "tau" in keys
@@ -555,9 +608,13 @@ def _apply_overrides(channel: ir.Channel, use: ast.ChannelUse) -> ir.Channel:
         if dim != old.dimension:
             raise error_at(_start(o.expr), f"{o.name} of channel {channel.name} is {_a(old.dimension)}, "
                                            f"but the override is {_a(dim)}")
+        if dim in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA) and float(units.to_si(value)) < 0:
+            raise error_at(_start(o.expr), f"conductance {o.name} of channel {channel.name} is negative")
         params[qualified] = ir.Parameter(qualified, value, dim, old.doc)
-    return ir.Channel(channel.name, channel.ion, tuple(params[p.name] for p in channel.parameters),
-                      channel.expressions, channel.gates, channel.current, channel.current_is_density)
+    changed = ir.Channel(channel.name, channel.ion, tuple(params[p.name] for p in channel.parameters),
+                         channel.expressions, channel.gates, channel.current, channel.current_is_density)
+    _check_gate_ranges(changed, {}, use.loc, because=f" (with the overrides in {use.name}(...))")
+    return changed
 
 
 def _check_initial(cell: ast.Cell, channels: list[ir.Channel], leak) -> tuple[ir.InitialValue, ...]:

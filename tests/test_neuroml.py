@@ -11,7 +11,6 @@ The first spike, before drift accumulates, must agree to FIRST_TOL = 0.25 ms.
 """
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import zipfile
@@ -21,19 +20,21 @@ import numpy as np
 import pytest
 import sympy
 
-from hhc.api import compile_model
-from hhc.compiler import compile_text, ir, load_model, units
+from hhc.api import compile_model, run_experiment
+from hhc.compiler import compile_text, ir, load_model, rhs, units
 from hhc.compiler.errors import HHCError
+from hhc.compiler.experiment import RunOverrides
 from hhc.backends.results import load_results as read_results
 
-from conftest import ROOT, write_experiment
+from builders import trace, write_experiment
+from paths import DATA, KENYON, MODELS, SQUID
 
-neuroml_backend = pytest.importorskip("hhc.backends.neuroml")
 pytest.importorskip("neuroml")
 pytest.importorskip("lxml")
+from hhc.backends.neuroml import generate as nml  # noqa: E402
 from hhc.nml_import import import_text  # noqa: E402
 
-MODELS = sorted(p for p in (ROOT / "models").glob("*.chan") if load_model(p).cells)
+MODEL_FILES = sorted(p for p in MODELS.glob("*.chan") if load_model(p).cells)
 SPIKE_TOL = 1e-3
 FIRST_TOL = 0.25e-3
 
@@ -48,16 +49,16 @@ def _jar_example(name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # emission
-@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
+@pytest.mark.parametrize("model", MODEL_FILES, ids=lambda p: p.name)
 def test_every_model_passes_the_schema(model, tmp_path):
     files = compile_model(model, target="neuroml", out_dir=tmp_path)
     for name, text in files.items():
         assert "e+" not in text
-        neuroml_backend.validate(text)
+        nml.validate(text)
 
 
 def test_squid_gates_use_standard_types():
-    text = next(iter(compile_model(ROOT / "models" / "hh_squid.chan", target="neuroml").values()))
+    text = next(iter(compile_model(SQUID, target="neuroml").values()))
     assert "ComponentType" not in text
     assert '<forwardRate type="HHExpLinearRate" rate="1per_ms" midpoint="-40mV" scale="10mV"/>' in text
     assert '<reverseRate type="HHExpRate" rate="4per_ms" midpoint="-65mV" scale="-18mV"/>' in text
@@ -66,7 +67,7 @@ def test_squid_gates_use_standard_types():
 
 
 def test_kenyon_steady_states_standard_taus_custom():
-    text = next(iter(compile_model(ROOT / "models" / "kenyon_cell.chan", target="neuroml").values()))
+    text = next(iter(compile_model(KENYON, target="neuroml").values()))
     assert text.count('type="HHSigmoidVariable"') == 9
     assert text.count("<ComponentType ") == 9          # every tau, the KA ones nested
     assert '<steadyState type="HHSigmoidVariable" rate="1" midpoint="-51.4mV" scale="-5.9mV"/>' in text
@@ -76,7 +77,7 @@ def test_kenyon_steady_states_standard_taus_custom():
 
 
 def test_standard_form_matching_is_numeric():
-    m = neuroml_backend
+    m = nml
     u = m.U
     assert m.match_standard(sympy.Integer(3) / 2, "time") == ("fixedTimeCourse", {"tau": "1.5ms"})
     typ, attrs = m.match_standard(2 / (1 + sympy.exp((u + 30) / -7)), "variable")
@@ -96,30 +97,14 @@ cell C1 { C = 1 pF; channels Odd; initial { v = -65 mV } }
         compile_model(model, target="neuroml")
 
 
-def test_lems_with_experiment(tmp_path):
-    exp = write_experiment(tmp_path / "e.toml", """
-[population]
-size = 3
-[simulation]
-dt = "0.01 ms"
-[initial]
-gates = "steady_state"
-[[protocol]]
-duration = "10 ms"
-inputs = { Iapp = "0 pA" }
-[[protocol]]
-duration = "20 ms"
-inputs = { Iapp = "18 pA" }
-[record]
-spikes = "all"
-[[record.traces]]
-variables = ["v", "KA.h", "I_NaF"]
-neurons = [0, 2]
-""")
-    files = compile_model(ROOT / "models" / "kenyon_cell.chan", target="neuroml", experiment=exp)
+def test_lems_with_experiment(make_experiment):
+    exp = make_experiment(size=3, dt="0.01 ms", method=None, initial={"gates": "steady_state"},
+                          protocol=[("10 ms", "0 pA"), ("20 ms", "18 pA")], record={"spikes": "all"},
+                          traces=[trace(["v", "KA.h", "I_NaF"], [0, 2])])
+    files = compile_model(KENYON, target="neuroml", experiment=exp)
     assert set(files) == {"KenyonCell.cell.nml", "KenyonCell.net.nml", "LEMS_KenyonCell.xml"}
     net = files["KenyonCell.net.nml"]
-    neuroml_backend.validate(net)
+    nml.validate(net)
     assert '<pulseGenerator id="stim_Iapp_1" delay="10ms" duration="20ms" amplitude="18pA"/>' in net
     assert net.count("explicitInput") == 3
     lems = files["LEMS_KenyonCell.xml"]
@@ -128,19 +113,14 @@ neurons = [0, 2]
     assert lems.count("EventSelection") == 3
 
 
-def test_population_limit(tmp_path):
-    from hhc.api import prepare
-    exp_path = write_experiment(tmp_path / "big.toml", """
-[population]
-size = 1000
-[simulation]
-dt = "0.01 ms"
-[[protocol]]
-duration = "1 ms"
-""")
-    exp, cell, _ = prepare(exp_path, backend="jneuroml")
-    with pytest.raises(HHCError, match="few hundred neurons"):
-        neuroml_backend.JNeuroMLBackend().run(cell, exp, tmp_path / "out")
+def test_population_limit(make_experiment, tmp_path):
+    """jNeuroML runs a few hundred neurons at most: a larger population is refused before anything
+    is written or run (no Java needed to say so)."""
+    exp = make_experiment(size=1000, dt="0.01 ms", method=None, initial=None, protocol=[("1 ms", None)],
+                          record=None)
+    with pytest.raises(HHCError, match=r"population of 1,000 neurons \(at most 300\)"):
+        run_experiment(exp, out=tmp_path / "out", overrides=RunOverrides(backend="jneuroml"), quiet=True)
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,14 +134,13 @@ def _rate_functions(cell: ir.Cell) -> dict:
             if g.alpha is not None:
                 exprs.update(alpha=g.alpha, beta=g.beta)
             for k, e in exprs.items():
-                e = units.to_si(neuroml_backend.inline(e, ch))
-                out[(ch.name, g.name, g.power, k)] = neuroml_backend._np_function(
-                    e.xreplace({ir.V: neuroml_backend.U}))
+                e = units.to_si(rhs.inline(e, channel=ch, parameters=True))
+                out[(ch.name, g.name, g.power, k)] = sympy.lambdify(ir.V, e, modules=rhs.NUMERIC_MODULES)
     return out
 
 
 def _absolute(cell: ir.Cell) -> dict:
-    layout = neuroml_backend.CellLayout(cell)
+    layout = nml.CellLayout(cell)
     d = {"C": layout.specific_capacitance * layout.area_m2}
     for ch, cid, density, erev, _ in layout.channels:
         d[cid] = (density * layout.area_m2, erev)
@@ -170,7 +149,7 @@ def _absolute(cell: ir.Cell) -> dict:
     return d
 
 
-@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
+@pytest.mark.parametrize("model", MODEL_FILES, ids=lambda p: p.name)
 def test_round_trip_gives_an_equivalent_ir(model):
     original = load_model(model).cell()
     nml = next(iter(compile_model(model, target="neuroml").values()))
@@ -201,9 +180,9 @@ def test_import_a_file_hhc_did_not_write():
 
 def test_import_the_reference_kenyon_cell():
     # a copy of shared/reference/kc_density.nml, the hand-checked NeuroML Kenyon cell
-    chan = import_text((Path(__file__).parent / "data" / "kc_density.nml").read_text(), "kc_density.nml")
+    chan = import_text((DATA / "kc_density.nml").read_text(), "kc_density.nml")
     cell = compile_text(chan, "kc.chan").cell("kc")
-    ours = load_model(ROOT / "models" / "kenyon_cell.chan").cell()
+    ours = load_model(KENYON).cell()
     f0, f1 = _rate_functions(ours), _rate_functions(cell)
     grid = np.linspace(-0.1, 0.05, 301)
     for (ch, g, p, k), f in f0.items():
@@ -245,72 +224,55 @@ def test_import_command(cli, tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # the official tools (Java, NEURON): slow
-def _pynml():
-    exe = Path(sys.executable).with_name("pynml")
-    if not exe.exists():
-        pytest.skip("pynml not installed")
-    return str(exe)
-
-
 @pytest.mark.slow
+@pytest.mark.needs_jneuroml
 def test_pynml_validate_accepts_the_models(tmp_path):
     paths = []
-    for model in MODELS:
+    for model in MODEL_FILES:
         for name in compile_model(model, target="neuroml", out_dir=tmp_path / model.stem):
             paths.append(str(tmp_path / model.stem / name))
-    r = subprocess.run([_pynml(), "-validate", *paths], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([str(Path(sys.executable).with_name("pynml")), "-validate", *paths], capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"Validated {len(paths)} files: All valid" in r.stdout + r.stderr
 
 
-def _experiment(tmp_path, model, dt, amplitude, step, name):
-    return write_experiment(tmp_path / f"{name}.toml", f"""
-[population]
-size = 1
-[simulation]
-dt = "{dt}"
-method = "rk4"
-[initial]
-v = "-65 mV"
-gates = "steady_state"
-[[protocol]]
-duration = "20 ms"
-inputs = {{ Iapp = "0 pA" }}
-[[protocol]]
-duration = "{step}"
-inputs = {{ Iapp = "{amplitude}" }}
-[record]
-spikes = "all"
-[[record.traces]]
-variables = ["v"]
-neurons = [0]
-interval = "0.1 ms"
-""", model=model)
+def _experiment(path, model, dt, amplitude, step):
+    """One cell: 20 ms at rest, then `step` at `amplitude`; gates start at their steady state."""
+    return write_experiment(path, model=model, size=1, dt=dt, method="rk4",
+                            initial={"v": "-65 mV", "gates": "steady_state"},
+                            protocol=[("20 ms", "0 pA"), (step, amplitude)], record={"spikes": "all"},
+                            traces=[trace(["v"], [0], interval="0.1 ms")])
+
+
+AGREEMENT = {"kenyon": (KENYON, "18 pA", "200 ms"), "squid": (SQUID, "2 nA", "100 ms")}
 
 
 @pytest.fixture(scope="module")
-def agreement_runs(tmp_path_factory):
-    from hhc.api import run_experiment
+def agreement_run(tmp_path_factory):
+    """agreement_run(label, backend): the run, made once per module: Brian2 at dt 0.01 ms, the
+    first-order jNeuroML and NEURON at dt 0.001 ms."""
     tmp = tmp_path_factory.mktemp("agreement")
     runs = {}
-    for label, model, amp, step in [("kenyon", "kenyon_cell.chan", "18 pA", "200 ms"),
-                                    ("squid", "hh_squid.chan", "2 nA", "100 ms")]:
-        coarse = _experiment(tmp, ROOT / "models" / model, "0.01 ms", amp, step, f"{label}_coarse")
-        fine = _experiment(tmp, ROOT / "models" / model, "0.001 ms", amp, step, f"{label}_fine")
-        runs[(label, "brian2")] = read_results(run_experiment(coarse, out=tmp / f"{label}_b", backend="brian2",
-                                                              quiet=True))
-        for backend in ("jneuroml", "neuron"):
-            runs[(label, backend)] = read_results(run_experiment(fine, out=tmp / f"{label}_{backend}",
+
+    def get(label, backend):
+        if (label, backend) not in runs:
+            model, amp, step = AGREEMENT[label]
+            dt = "0.01 ms" if backend == "brian2" else "0.001 ms"
+            exp = _experiment(tmp / f"{label}_{backend}.toml", model, dt, amp, step)
+            runs[(label, backend)] = read_results(run_experiment(exp, out=tmp / f"{label}_{backend}",
                                                                  backend=backend, quiet=True))
-    return runs
+        return runs[(label, backend)]
+    return get
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("label", ["kenyon", "squid"])
-@pytest.mark.parametrize("backend", ["jneuroml", "neuron"])
-def test_agreement_with_brian2(agreement_runs, label, backend):
-    ref = agreement_runs[(label, "brian2")].spike_t
-    got = agreement_runs[(label, backend)].spike_t
+@pytest.mark.parametrize("backend", [pytest.param("jneuroml", marks=pytest.mark.needs_jneuroml),
+                                     pytest.param("neuron", marks=pytest.mark.needs_neuron)])
+def test_agreement_with_brian2(agreement_run, label, backend):
+    ref = agreement_run(label, "brian2").spike_t
+    got = agreement_run(label, backend).spike_t
     assert len(ref) >= 5
     assert len(got) == len(ref), f"{backend}: {len(got)} spikes, brian2: {len(ref)}"
     diff = np.abs(got - ref)
@@ -318,28 +280,15 @@ def test_agreement_with_brian2(agreement_runs, label, backend):
           f"max {diff.max() * 1e3:.3f} ms")
     assert diff[0] <= FIRST_TOL
     assert diff.max() <= SPIKE_TOL
-    v = agreement_runs[(label, backend)].traces[0].variables["v"]
-    assert v.shape == agreement_runs[(label, "brian2")].traces[0].variables["v"].shape
+    v = agreement_run(label, backend).traces[0].variables["v"]
+    assert v.shape == agreement_run(label, "brian2").traces[0].variables["v"].shape
 
 
 @pytest.mark.slow
-def test_imported_channel_file_runs_on_brian2(tmp_path):
-    from hhc.api import run_experiment
+def test_imported_channel_file_runs_on_brian2(tmp_path, make_experiment):
     chan = tmp_path / "hh_imported.chan"
     chan.write_text(import_text(_jar_example("NML2_SingleCompHHCell.nml"), "NML2_SingleCompHHCell.nml"))
-    exp = write_experiment(tmp_path / "imp.toml", """
-[population]
-size = 1
-[simulation]
-dt = "0.01 ms"
-[[protocol]]
-duration = "10 ms"
-inputs = { Iapp = "0 pA" }
-[[protocol]]
-duration = "50 ms"
-inputs = { Iapp = "80 pA" }
-[record]
-spikes = "all"
-""", model=chan)
+    exp = make_experiment("imp", model=chan, size=1, dt="0.01 ms", method=None, initial=None,
+                          protocol=[("10 ms", "0 pA"), ("50 ms", "80 pA")], record={"spikes": "all"})
     res = read_results(run_experiment(exp, out=tmp_path / "run", backend="brian2", quiet=True))
     assert 2 <= len(res.spike_t) <= 10 and res.spike_t.min() > 0.010

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from paths import ROOT
 
 
 @pytest.mark.slow
@@ -18,7 +18,9 @@ def test_regular_install_has_only_namespaced_packages(tmp_path):
     assert "compiler" not in top and "backends" not in top and "models" not in top
     pkg = target / "hhc"
     assert (pkg / "compiler" / "grammar.lark").is_file()
-    assert (pkg / "backends" / "brian2.py").is_file()
+    for package in ("brian2", "nest", "neuroml"):      # the backends that are packages
+        assert (pkg / "backends" / package / "__init__.py").is_file()
+    assert (pkg / "backends" / "nest" / "scripts" / "rank.py").is_file()      # package data
     assert (pkg / "models" / "kenyon_cell.chan").is_file()
     assert (pkg / "models" / "channels" / "kenyon.chan").is_file()
     assert (target / "bin" / "hhc").is_file()
@@ -32,10 +34,13 @@ def test_regular_install_has_only_namespaced_packages(tmp_path):
     assert out.stdout.strip() == "10"
 
 
-def test_cli_help_lists_compile_and_run(cli):
+def test_cli_help_lists_the_commands(cli):
     result = cli("--help")
     assert result.returncode == 0
-    assert "compile" in result.stdout and "run" in result.stdout
+    listed = result.stdout.split("Commands:", 1)[1]
+    commands = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    assert {"check", "compile", "run", "compare", "plot", "reference", "advise", "tune", "validate",
+            "import", "backends"} <= commands
 
 
 def test_backends_registry_lists_brian2(cli):

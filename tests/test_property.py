@@ -7,7 +7,6 @@ at the bottom of this file.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,11 +15,13 @@ from hypothesis import strategies as st
 from hhc.compiler import compile_text
 from hhc.compiler.errors import HHCError
 
-ROOT = Path(__file__).resolve().parent.parent
-CHANNELS = (ROOT / "models/channels/kenyon.chan").read_text()
-SQUID = (ROOT / "models/hh_squid.chan").read_text()
+from paths import KENYON as KENYON_FILE
+from paths import MODELS, SQUID as SQUID_FILE
+
+CHANNELS = (MODELS / "channels" / "kenyon.chan").read_text()
+SQUID = SQUID_FILE.read_text()
 # The Kenyon cell without its import, followed by its channels, so mutations hit cells too.
-KENYON = CHANNELS + "\n" + (ROOT / "models/kenyon_cell.chan").read_text().replace(
+KENYON = CHANNELS + "\n" + KENYON_FILE.read_text().replace(
     'import "channels/kenyon.chan"', "")
 TEXTS = [SQUID, KENYON]
 

@@ -1,37 +1,28 @@
 """hhc reference: the IR right-hand side in SI, solved by SciPy; convergence in the tolerance."""
-import json
-
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_experiment
 from hhc.api import prepare
 from hhc.compiler import load_model
 from hhc.backends.reference import build_rhs, compute_reference, sample_indices
+from hhc.backends.results import load_results
 
-BODY = """
-[population]
-size = 6
-[simulation]
-dt = "0.01 ms"
-method = "rk4"
-[initial]
-v = "uniform(-70 mV, -60 mV)"
-[[protocol]]
-duration = "20 ms"
-inputs = { Iapp = "0 pA" }
-[[protocol]]
-duration = "%s"
-inputs = { Iapp = "18 pA" }
-[[record.traces]]
-variables = ["v"]
-neurons = "0:6"
-interval = "0.1 ms"
-"""
+from builders import trace
+from paths import SQUID
+
+
+@pytest.fixture
+def experiment(make_experiment):
+    """Six Kenyon cells: 20 ms at rest, then `step` at 18 pA; v of all six every 0.1 ms."""
+    def make(step):
+        return make_experiment(size=6, dt="0.01 ms", method="rk4", initial={"v": "uniform(-70 mV, -60 mV)"},
+                               protocol=[("20 ms", "0 pA"), (step, "18 pA")], record=None,
+                               traces=[trace(["v"], "0:6", interval="0.1 ms")])
+    return make
 
 
 def test_rhs_matches_hand_written_squid_equations():
-    cell = load_model(ROOT / "models" / "hh_squid.chan").cell()
+    cell = load_model(SQUID).cell()
     rhs = build_rhs(cell)
     assert rhs.states == ("v", "m_HHNa", "h_HHNa", "n_HHK")
     v, m, h, n, iapp = -0.060, 0.1, 0.5, 0.4, 1e-10
@@ -54,9 +45,9 @@ def test_sample_indices_spread():
     assert sample_indices(3, 10).tolist() == [0, 1, 2]
 
 
-def test_reference_converges_in_its_tolerance(tmp_path):
+def test_reference_converges_in_its_tolerance(experiment):
     """Halving (here: dividing by 10) the tolerance moves spike times by far less than 0.1 ms."""
-    exp, cell, _ = prepare(write_experiment(tmp_path / "e.toml", BODY % "300 ms"))
+    exp, cell, _ = prepare(experiment("300 ms"))
     a = compute_reference(exp, cell, [0, 3], rtol=1e-8, variables=())
     b = compute_reference(exp, cell, [0, 3], rtol=1e-9, variables=())
     c = compute_reference(exp, cell, [0, 3], rtol=1e-10, variables=())
@@ -68,24 +59,30 @@ def test_reference_converges_in_its_tolerance(tmp_path):
     assert np.max(np.abs(d["spike_t"] - c["spike_t"])) < 1e-6
 
 
-def test_reference_command_writes_hhc_results(tmp_path, cli):
-    exp = write_experiment(tmp_path / "e.toml", BODY % "100 ms")
+def test_reference_command_writes_hhc_results(tmp_path, cli, experiment):
+    """`hhc reference` writes, in hhc's result format, what compute_reference gives for the sample
+    (spread over the population) with its default solver and tolerance."""
+    exp = experiment("100 ms")
     res = cli("reference", exp, "--sample", "3", "--out", tmp_path / "ref", "--variables", "v,m_NaF")
     assert res.returncode == 0, res.stderr
-    from hhc.backends.results import load_results
     r = load_results(tmp_path / "ref")
-    assert r.meta["solver"] == "DOP853" and r.meta["rtol"] == 1e-9
     assert r.meta["sample_neurons"] == [0, 2, 5] and r.meta["n_neurons"] == 6
     assert set(np.unique(r.spike_i)) <= {0, 2, 5} and len(r.spike_t) > 0
     t, neurons, v = r.trace("v")
     assert neurons.tolist() == [0, 2, 5] and v.shape == (len(t), 3) and np.allclose(t[1] - t[0], 1e-4)
     assert "m_NaF" in r.traces[0].variables
-    json.dumps(r.meta)
+    # the same numbers as the reference computed here (same initial values: the experiment's seed)
+    resolved, cell, _ = prepare(exp)
+    direct = compute_reference(resolved, cell, [0, 2, 5], variables=())
+    order = np.lexsort((r.spike_t, r.spike_i))
+    direct_order = np.lexsort((direct["spike_t"], direct["spike_i"]))
+    assert np.array_equal(r.spike_i[order], np.asarray(direct["spike_i"])[direct_order])
+    assert np.allclose(r.spike_t[order], np.asarray(direct["spike_t"])[direct_order], rtol=0, atol=1e-12)
 
 
 @pytest.mark.slow
-def test_reference_agrees_with_brian2_rk4(tmp_path, cli):
-    exp = write_experiment(tmp_path / "e.toml", BODY % "300 ms")
+def test_reference_agrees_with_brian2_rk4(tmp_path, cli, experiment):
+    exp = experiment("300 ms")
     assert cli("run", exp, "--out", tmp_path / "b2").returncode == 0
     assert cli("reference", exp, "--sample", "6", "--out", tmp_path / "ref").returncode == 0
     res = cli("compare", tmp_path / "b2", tmp_path / "ref", "--report", tmp_path / "rep", "--no-plots")

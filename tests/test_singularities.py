@@ -1,8 +1,6 @@
 """Removable 0/0 rate singularities are rewritten with exprel and evaluate exactly at the root."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sympy
@@ -12,7 +10,8 @@ from hhc.compiler import compile_text, ir, load_model
 from hhc.compiler.singularities import has_removable_singularity, remove_singularities
 from hhc.compiler.units import to_si
 
-ROOT = Path(__file__).resolve().parent.parent
+from paths import SQUID
+
 V = ir.V
 MV, PER_MS = 1e-3, 1e3
 NUMPY = [{"exprel": scipy_exprel}, "numpy"]
@@ -20,7 +19,7 @@ NUMPY = [{"exprel": scipy_exprel}, "numpy"]
 
 @pytest.fixture(scope="module")
 def squid():
-    return load_model(ROOT / "models/hh_squid.chan").cell()
+    return load_model(SQUID).cell()
 
 
 def _gate(cell, state):
