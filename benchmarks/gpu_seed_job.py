@@ -18,27 +18,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from builders import experiment_toml  # noqa: E402  (the tests' experiment builder)
+from paths import ROOT, SEED_EXAMPLE  # noqa: E402
+
 FULL_JOB_S = 50.05          # biological seconds of the full seed job
 FULL_JOB_N = 50000
 
 
 def experiment_text(n: int, method: str | None, dt_ms: float | None) -> str:
-    text = (ROOT / "examples" / "kenyon_50k_50s.toml").read_text()
-    text = text.replace('file = "../models/kenyon_cell.chan"', f'file = "{ROOT / "models" / "kenyon_cell.chan"}"')
-    text = re.sub(r"(?m)^size = \d+", f"size = {n}", text)
-    if method:
-        text = re.sub(r'(?m)^method = "[^"]*"', f'method = "{method}"', text)
+    """The seed example with n neurons on cuda_standalone (no thread count), method and dt as given."""
+    changes = {"method": method} if method else {}
     if dt_ms:
-        text = re.sub(r'(?m)^dt = "[^"]*"', f'dt = "{dt_ms} ms"', text)
-    text = re.sub(r'(?m)^device = "[^"]*"', 'device = "cuda_standalone"', text)
-    return re.sub(r"(?m)^threads = \d+\n", "", text)
+        changes["dt"] = f"{dt_ms} ms"
+    return experiment_toml(base=SEED_EXAMPLE, size=n, backend={"device": "cuda_standalone", "threads": None},
+                           **changes)
 
 
 def main():
@@ -52,8 +51,8 @@ def main():
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from hhc.backends import brian2_cuda
-    found = brian2_cuda.gpus()
+    from hhc.backends.brian2 import cuda
+    found = cuda.gpus()
     if not found:
         print("gpu_seed_job: no CUDA device is present (nvidia-smi lists no GPU, or CUDA_VISIBLE_DEVICES hides "
               "them): run this on a GPU machine. Here, `hhc compile models/kenyon_cell.chan --device "

@@ -19,33 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from builders import trace, write_experiment  # noqa: E402  (the tests' experiment builder)
 
-EXPERIMENT = """
-[model]
-file = "{model}"
-[population]
-size = {size}
-[simulation]
-dt = "0.1 ms"
-method = "rk2"
-[initial]
-v = "uniform(-70 mV, -60 mV)"
-[[protocol]]
-duration = "{duration}"
-inputs = {{ Iapp = "18 pA" }}
-[record]
-spikes = "all"
-segment = "100 ms"
-[[record.traces]]
-variables = ["v"]
-neurons = "0:10"
-interval = "0.1 ms"
-[backend]
-name = "brian2"
-device = "cpp_standalone"
-threads = 2
-"""
+
+def experiment(path: Path, size: int, duration: str) -> Path:
+    """Kenyon cells at 18 pA, rk2 at dt 0.1 ms, on cpp_standalone with 2 threads; spikes of all
+    (segments of 100 ms) and v of 10 neurons."""
+    return write_experiment(path, size=size, dt="0.1 ms", method="rk2", initial={"v": "uniform(-70 mV, -60 mV)"},
+                            protocol=[(duration, "18 pA")], record={"spikes": "all", "segment": "100 ms"},
+                            traces=[trace(["v"], "0:10", interval="0.1 ms")],
+                            backend={"name": "brian2", "device": "cpp_standalone", "threads": 2})
+
 
 CASES = [(1000, "200 ms"), (50000, "200 ms"), (50000, "600 ms"), (200000, "100 ms")]
 
@@ -56,8 +41,7 @@ def main():
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="hhc-mem-") as tmp:
         for size, duration in CASES:
-            exp = Path(tmp) / f"e{size}-{duration.replace(' ', '')}.toml"
-            exp.write_text(EXPERIMENT.format(model=ROOT / "models" / "kenyon_cell.chan", size=size, duration=duration))
+            exp = experiment(Path(tmp) / f"e{size}-{duration.replace(' ', '')}.toml", size, duration)
             out = Path(tmp) / exp.stem
             done = subprocess.run([hhc, "run", str(exp), "--out", str(out)], capture_output=True, text=True,
                                   env=dict(os.environ, HHC_PROGRESS="0"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,40 +33,17 @@ from hhc.advise import AdviseTolerance, run_trial
 from hhc.api import prepare, run_experiment
 from hhc.backends.reference import compute_reference, sample_experiment, sample_indices
 
-ROOT = Path(__file__).resolve().parent.parent
-
-TEMPLATE = """
-[model]
-file = "{model}"
-[population]
-size = {size}
-[simulation]
-dt = "{dt}"
-method = "{method}"
-seed = 7
-[initial]
-v = "uniform(-70 mV, -60 mV)"
-[[protocol]]
-duration = "50 ms"
-inputs = {{ Iapp = "0 pA" }}
-[[protocol]]
-duration = "{duration}"
-inputs = {{ Iapp = "18 pA" }}
-[record]
-spikes = "all"
-[backend]
-name = "{backend}"
-{device}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from builders import write_experiment  # noqa: E402  (the tests' experiment builder)
 
 
 def experiment(tmp: Path, tag: str, *, size: int, duration: str, method: str, dt: str, backend: str = "nest",
                device: str | None = None) -> Path:
-    path = tmp / f"{tag}.toml"
-    path.write_text(TEMPLATE.format(model=ROOT / "models" / "kenyon_cell.chan", size=size, dt=dt, method=method,
-                                    duration=duration, backend=backend,
-                                    device=f'device = "{device}"' if device else ""))
-    return path
+    """Kenyon cells (seed 7): 50 ms at rest, then `duration` at 18 pA; spikes of all."""
+    return write_experiment(tmp / f"{tag}.toml", size=size, dt=dt, method=method, seed=7,
+                            initial={"v": "uniform(-70 mV, -60 mV)"},
+                            protocol=[("50 ms", "0 pA"), (duration, "18 pA")], record={"spikes": "all"},
+                            backend={"name": backend, "device": device})
 
 
 def ms(x: float) -> str:

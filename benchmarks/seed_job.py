@@ -25,7 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from builders import write_experiment  # noqa: E402  (the tests' experiment builder)
+from paths import ROOT, SEED_EXAMPLE  # noqa: E402
+
 FULL_JOB_S = 50.05          # biological seconds of the full seed job
 DT = 1e-5
 
@@ -57,12 +60,9 @@ def run_seed(n: int, duration: float, threads: int, init: str) -> dict:
 
 
 def run_hhc(n: int, duration: float, threads: int, out: Path, float32: bool = False, label="(b)") -> dict:
-    exp = out / "seed_job.toml"
-    text = (ROOT / "examples" / "kenyon_50k_50s.toml").read_text()
-    text = text.replace('file = "../models/kenyon_cell.chan"', f'file = "{ROOT / "models" / "kenyon_cell.chan"}"')
-    text = text.replace("size = 50000", f"size = {n}").replace('method = "rk4"', 'method = "auto"')
-    text = text.replace("threads = 2", f"threads = {threads}")
-    exp.write_text(text)
+    # the seed example with n neurons, method "auto" and these threads
+    exp = write_experiment(out / "seed_job.toml", base=SEED_EXAMPLE, size=n, method="auto",
+                           backend={"threads": threads})
     env = dict(os.environ, HHC_PROGRESS="0")
     run_dir = out / ("hhc32" if float32 else "hhc")
     done = subprocess.run([str(Path(sys.executable).with_name("hhc")), "run", str(exp), "--duration", f"{duration} s",

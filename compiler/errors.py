@@ -21,6 +21,7 @@ class SourceLocation:
 
 class HHCError(Exception):
     """A user-facing error: bad DSL text, a bad experiment file, an impossible request."""
+    exit_code = 1
 
     def __init__(self, message: str, location: SourceLocation | None = None, hint: str | None = None):
         super().__init__(message)
@@ -44,3 +45,8 @@ class HHCError(Exception):
         if self.hint:
             parts.append(f"hint: {self.hint}")
         return "\n".join(parts)
+
+
+class Interrupted(HHCError):
+    """The user stopped a run (Ctrl-C): exit status 130, as shells expect."""
+    exit_code = 130

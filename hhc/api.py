@@ -7,6 +7,8 @@ import json
 import platform
 import resource
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from hhc import advise, backends, planner
 from hhc.compiler.version import __version__
 from hhc.backends import EmitOptions
 from hhc.compiler import ir, load_model
-from hhc.compiler.errors import HHCError
+from hhc.compiler.errors import HHCError, Interrupted
 from hhc.compiler.experiment import PROVISIONAL_DT, Experiment, RunOverrides, load_experiment, resolve
 from hhc.progress import ProgressBar
 from hhc.backends.results import META_FILE, SPIKES_FILE, TRACES_FILE
@@ -115,6 +117,29 @@ def _resume_settings(run_dir: Path) -> tuple[str, RunOverrides]:
     return settings["experiment"], RunOverrides.from_json(settings)
 
 
+class _InterruptWatch:
+    """Notes a SIGINT while a backend runs, so a simulator child killed by the same Ctrl-C (whose
+    failure the backend reports first) is read as an interruption, not as a failed simulation."""
+
+    def __init__(self):
+        self.interrupted = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
 def _claim(out_dir: Path, overwrite: bool) -> None:
     """A new run may write into out_dir: it does not exist, is empty, or (overwrite) held hhc's results,
     which are removed first."""
@@ -201,8 +226,15 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
             (out_dir / RUN_SETTINGS).write_text(json.dumps({
                 "experiment": str(Path(experiment).resolve()), **overrides.to_json()}, indent=1) + "\n")
     started = time.perf_counter()
-    with ProgressBar(exp.duration, "simulating") as bar:
-        result = target.run(cell, exp, out_dir, progress=bar.update)
+    with ProgressBar(exp.duration, "simulating") as bar, _InterruptWatch() as watch:
+        try:
+            result = target.run(cell, exp, out_dir, progress=bar.update)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) or watch.interrupted:
+                resumable = (out_dir / RUN_SETTINGS).exists()
+                raise Interrupted("interrupted" + (f"; resume with `hhc run --resume {out_dir}`" if resumable else
+                                                   f"; {out_dir} holds no complete result")) from None
+            raise
     total_wall = time.perf_counter() - started
     meta = {
         "hhc_version": __version__, "backend": exp.backend.name, "device": exp.backend.device or "runtime",

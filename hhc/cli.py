@@ -128,7 +128,7 @@ def main(argv=None):
         cli.main(args=argv, prog_name="hhc", standalone_mode=False)
     except HHCError as exc:
         click.echo(str(exc), err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

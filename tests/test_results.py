@@ -131,3 +131,34 @@ def test_chunked_spikes_stream_into_a_standard_npz(tmp_path):
     with pytest.raises(HHCError, match="announced"):
         write_results(tmp_path / "bad", spike_i=ChunkedArray(np.dtype(np.int64), 8, lambda: iter(pieces_i)),
                       spike_t=np.zeros(8))
+
+
+def test_run_label_neurons_duration_and_phases(tmp_path):
+    """What compare and plot read off a run: its label, the neurons it simulated, its duration and
+    where its protocol phases start."""
+    meta = {"backend": "brian2", "device": "cpp_standalone", "method": "rk4", "dt": 1e-5, "n_neurons": 4,
+            "duration": 0.35, "protocol": [{"duration": 0.05, "inputs": {}}, {"duration": 0.3, "inputs": {}}]}
+    write_results(tmp_path / "run", spike_i=[3, 1], spike_t=[0.2, 0.1], traces=[], meta=meta)
+    run = load_results(tmp_path / "run")
+    assert run.label() == "brian2/cpp_standalone rk4 dt 0.01 ms"
+    assert run.neurons().tolist() == [0, 1, 2, 3]                  # silent neurons 0 and 2 included
+    assert run.duration() == pytest.approx(0.35)
+    assert run.phase_starts() == [0.0, pytest.approx(0.05)]
+
+    ref_meta = {"backend": "reference", "solver": "DOP853", "rtol": 1e-9, "sample_neurons": [0, 5, 9]}
+    write_results(tmp_path / "ref", spike_i=[5], spike_t=[0.125], traces=[], meta=ref_meta)
+    ref = load_results(tmp_path / "ref")
+    assert ref.label() == "reference DOP853 rtol 1e-09"
+    assert ref.neurons().tolist() == [0, 5, 9]                      # the sample, not 0..n-1
+    assert ref.duration() == pytest.approx(0.125)                   # no duration: the last spike
+    assert ref.phase_starts() == []
+
+    write_results(tmp_path / "bare", spike_i=[2, 2], spike_t=[0.1, 0.2], traces=[], meta={})
+    bare = load_results(tmp_path / "bare")
+    assert bare.label("fallback") == "fallback" and bare.neurons().tolist() == [2]
+
+
+def test_trains_for_keeps_the_order_asked_and_silent_neurons(tmp_path):
+    write_results(tmp_path, spike_i=[1, 0, 1, 3], spike_t=[0.3, 0.1, 0.2, 0.05], traces=[], meta={})
+    trains = load_results(tmp_path).trains_for(np.array([3, 2, 1]))
+    assert [t.tolist() for t in trains] == [[0.05], [], [0.2, 0.3]]

@@ -1,43 +1,32 @@
 """`hhc run` end to end: runtime and cpp_standalone give the same spikes; results load back."""
 import json
+import os
+import signal
+import subprocess
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import hhc
 
-from conftest import write_experiment
+from builders import trace
+from paths import KENYON
 
-EXPERIMENT = """
-[population]
-size = {size}
 
-[simulation]
-dt = "0.01 ms"
-method = "rk4"
-seed = 3
-
-[initial]
-v = "uniform(-70 mV, -60 mV)"
-
-[[protocol]]
-duration = "50 ms"
-inputs = {{ Iapp = "0 pA" }}
-
-[[protocol]]
-duration = "{long}"
-inputs = {{ Iapp = "18 pA" }}
-
-[record]
-spikes = "all"
-
-[[record.traces]]
-variables = ["v", "KA.h"]
-neurons = "0:{traced}"
-windows = [["40 ms", "60 ms"], ["100 ms", "110 ms"]]
-interval = "0.1 ms"
-"""
+@pytest.fixture
+def experiment(make_experiment):
+    """Kenyon cells (seed 3): 50 ms at rest, then `long` at 18 pA; spikes of all; v and KA.h of the
+    first `traced` neurons in two windows, 40-60 ms and 100-110 ms, every 0.1 ms."""
+    def make(size, long, traced=2, **record):
+        return make_experiment(size=size, dt="0.01 ms", method="rk4", seed=3,
+                               initial={"v": "uniform(-70 mV, -60 mV)"},
+                               protocol=[("50 ms", "0 pA"), (long, "18 pA")], record={"spikes": "all", **record},
+                               traces=[trace(["v", "KA.h"], f"0:{traced}", interval="0.1 ms",
+                                             windows=[("40 ms", "60 ms"), ("100 ms", "110 ms")])])
+    return make
 
 
 def sorted_spikes(results):
@@ -45,8 +34,7 @@ def sorted_spikes(results):
     return results.spike_i[order], results.spike_t[order]
 
 
-def run_both(tmp_path, cli, size, long):
-    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=size, long=long, traced=min(size, 2)))
+def run_both(tmp_path, cli, exp):
     runs = {}
     for device, extra in (("runtime", []), ("cpp_standalone", ["--threads", "2"])):
         out = tmp_path / device
@@ -58,16 +46,19 @@ def run_both(tmp_path, cli, size, long):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size, long", [(1, "200 ms"), (1000, "150 ms")])
-def test_runtime_and_standalone_give_the_same_spikes(tmp_path, cli, size, long):
-    runs = run_both(tmp_path, cli, size, long)
+def test_runtime_and_standalone_give_the_same_spikes(tmp_path, cli, experiment, size, long):
+    runs = run_both(tmp_path, cli, experiment(size, long, traced=min(size, 2)))
     rt, sa = runs["runtime"], runs["cpp_standalone"]
     i_rt, t_rt = sorted_spikes(rt)
     i_sa, t_sa = sorted_spikes(sa)
     assert len(t_rt) >= size                       # every neuron fires at least once
     assert np.array_equal(i_rt, i_sa)
     assert np.array_equal(t_rt, t_sa)
-    assert sa.meta["device"] == "cpp_standalone" and sa.meta["threads"] == 2
-    assert rt.meta["device"] == "runtime"
+    assert sa.meta["device"] == "cpp_standalone" and rt.meta["device"] == "runtime"
+    # --threads reaches the binary at run time: compiled with OpenMP, the count read when it starts
+    build = Path(sa.meta["build_dir"])
+    assert "omp_set_num_threads(hhc_threads(" in (build / "main.cpp").read_text()
+    assert any("#pragma omp parallel" in p.read_text() for p in build.glob("code_objects/*stateupdater*.cpp"))
     for meta in (rt.meta, sa.meta):
         assert meta["dt"] == pytest.approx(1e-5) and meta["method"] == "rk4"
         assert meta["hhc_version"] == hhc.__version__ and meta["brian2_version"]
@@ -84,10 +75,10 @@ def test_runtime_and_standalone_give_the_same_spikes(tmp_path, cli, size, long):
 
 
 @pytest.mark.slow
-def test_two_standalone_runs_at_once(tmp_path, cli):
+def test_two_standalone_runs_at_once(tmp_path, cli, experiment):
     """Two runs of the same experiment at the same time: each gets its results, neither breaks
     the other's build (the second reuses the first's compiled code)."""
-    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=5, long="60 ms", traced=2))
+    exp = experiment(5, "60 ms")
     results = {}
 
     def go(name):
@@ -105,45 +96,35 @@ def test_two_standalone_runs_at_once(tmp_path, cli):
         (a.meta["build_reused"] and b.meta["build_reused"])
 
 
-def test_python_api_mirrors_the_cli(tmp_path):
-    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=2, long="60 ms", traced=2))
-    files = hhc.compile_model(hhc.load_model(hhc_model()), target="brian2", out_dir=tmp_path / "gen")
+def test_python_api_mirrors_the_cli(tmp_path, cli, experiment):
+    """hhc.compile_model and hhc.run_experiment give what `hhc compile` and `hhc run` give."""
+    exp = experiment(2, "60 ms")
+    files = hhc.compile_model(hhc.load_model(KENYON), target="brian2", out_dir=tmp_path / "gen")
     assert (tmp_path / "gen" / "kenyoncell_brian2.py").read_text() == files["kenyoncell_brian2.py"]
-    out = hhc.run_experiment(exp, out=tmp_path / "run", quiet=True)
-    res = hhc.load_results(out)
-    assert res.spike_counts(2).sum() == len(res.spike_t) > 0
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["cell"] == "KenyonCell" and meta["backend"] == "brian2"
-
-
-def hhc_model():
-    from conftest import ROOT
-    return ROOT / "models" / "kenyon_cell.chan"
+    assert cli("compile", KENYON, "-o", tmp_path / "gen_cli").returncode == 0
+    assert (tmp_path / "gen_cli" / "kenyoncell_brian2.py").read_text() == files["kenyoncell_brian2.py"]
+    api = hhc.load_results(hhc.run_experiment(exp, out=tmp_path / "api", quiet=True))
+    done = cli("run", exp, "--out", tmp_path / "cli")
+    assert done.returncode == 0, done.stderr
+    by_cli = hhc.load_results(tmp_path / "cli")
+    assert api.spike_counts(2).sum() == len(api.spike_t) > 0
+    assert all(np.array_equal(x, y) for x, y in zip(sorted_spikes(api), sorted_spikes(by_cli)))
+    assert np.array_equal(api.trace("v")[2], by_cli.trace("v")[2])
 
 
 @pytest.mark.slow
-def test_a_killed_run_keeps_its_segments_and_resumes_to_the_same_result(tmp_path, cli):
+def test_a_killed_run_keeps_its_segments_and_resumes_to_the_same_result(tmp_path, cli, experiment):
     """Kill `hhc run` (SIGKILL, the whole process group) after a few segments are written; the
     segments written so far stay readable, and `hhc run --resume` finishes with exactly the spikes
     and traces of an uninterrupted run."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    body = EXPERIMENT.format(size=3000, long="550 ms", traced=2).replace(
-        'spikes = "all"', 'spikes = "all"\nsegment = "25 ms"')
-    exp = write_experiment(tmp_path / "exp.toml", body)
+    exp = experiment(3000, "550 ms", segment="25 ms")
     whole = cli("run", exp, "--device", "cpp_standalone", "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr
     assert not (tmp_path / "whole" / "segments").exists()        # merged and removed at the end
 
-    exe = Path(sys.executable).with_name("hhc")
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([str(exe), "run", str(exp), "--device", "cpp_standalone", "--out", str(run_dir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = cli.popen("run", exp, "--device", "cpp_standalone", "--out", run_dir,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     manifest = run_dir / "segments" / "manifest.json"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -171,10 +152,10 @@ def test_a_killed_run_keeps_its_segments_and_resumes_to_the_same_result(tmp_path
 
 
 @pytest.mark.slow
-def test_the_run_records_the_planners_estimate_and_its_measured_peak(tmp_path, cli):
+def test_the_run_records_the_planners_estimate_and_its_measured_peak(tmp_path, cli, experiment):
     """Memory is known before the run and measured during it: meta.json holds both (how close they
     are is a benchmark, benchmarks/memory_plan.py, not an assertion: RSS varies with the machine)."""
-    exp = write_experiment(tmp_path / "exp.toml", EXPERIMENT.format(size=2000, long="20 ms", traced=2))
+    exp = experiment(2000, "20 ms")
     res = cli("run", exp, "--device", "cpp_standalone", "--threads", "2", "--out", tmp_path / "run")
     assert res.returncode == 0, res.stderr
     meta = hhc.load_results(tmp_path / "run").meta

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -148,7 +149,14 @@ def standalone_binary(build_dir, module, experiment, method, threads, fast):
     if not info["build_reused"]:
         info["vectorised_loops"] = vectorise_state_update(build_dir) if fast else 0
         make_chunked_main(build_dir, len(monitors))
-        b2.device.compile_source(str(build_dir), get_compiler_and_args()[0], False, False)
+        try:
+            # Brian2 builds with os.system, during which the C library ignores SIGINT in hhc's process:
+            # through subprocess, a Ctrl-C stops hhc too instead of looking like a compiler error
+            with mock.patch.object(os, "system", lambda command: subprocess.call(command, shell=True)):
+                b2.device.compile_source(str(build_dir), get_compiler_and_args()[0], False, False)
+        except RuntimeError as exc:
+            raise HHCError(f"the C++ compilation of the simulation failed: {exc}",
+                           hint=f"the project is in {build_dir} (run make there to see the compiler's messages)") from None
         info["compile_time_s"] = time.perf_counter() - t0
     return group, spikes, monitors, info
 
