@@ -334,15 +334,26 @@ def load_results(path: str | os.PathLike) -> Results:
             f"{directory} is not a complete hhc result: missing {', '.join(missing)} "
             f"(was the run interrupted?)"
         )
+    damaged = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)   # truncated, corrupt, missing
     try:
         with np.load(directory / SPIKES_FILE, allow_pickle=False) as spikes:
             spike_i = np.asarray(spikes["i"], dtype=np.int64)
             spike_t = np.asarray(spikes["t"], dtype=np.float64)
+        if spike_i.shape != spike_t.shape:
+            raise ValueError(f"{len(spike_i)} neuron indices but {len(spike_t)} times")
+    except damaged as err:
+        raise HHCError(f"the spike file {directory / SPIKES_FILE} is damaged ({type(err).__name__}: {err})") from None
+    try:
         with np.load(directory / TRACES_FILE, allow_pickle=False) as npz:
             trace_arrays = {key: npz[key] for key in npz.files}
+    except damaged as err:
+        raise HHCError(f"the trace file {directory / TRACES_FILE} is damaged ({type(err).__name__}: {err})") from None
+    try:
         meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError) as err:  # corrupt zip, bad JSON, missing array
-        raise HHCError(f"cannot read the result in {directory}: {err}") from None
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise HHCError(f"the run description {directory / META_FILE} is damaged ({err})") from None
     return Results(
         spike_i=spike_i,
         spike_t=spike_t,

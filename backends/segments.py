@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,13 @@ class SegmentStore:
     def _manifest(self) -> dict:
         if not self.manifest_path.exists():
             return {"fingerprint": self.fingerprint, "segments": []}
-        manifest = json.loads(self.manifest_path.read_text())
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("segments"), list):
+                raise ValueError("not a segment manifest")
+        except (OSError, ValueError) as exc:
+            raise HHCError(f"the segment manifest {self.manifest_path} is damaged ({exc}); the run cannot be "
+                           f"resumed from it", hint="start the run again in a new --out folder") from None
         if manifest.get("fingerprint") != self.fingerprint:
             raise HHCError(f"{self.dir} holds segments of a different run (another model text, experiment, duration, dt or "
                            f"method); resume with the same settings, or write to a new --out directory")
@@ -61,9 +68,28 @@ class SegmentStore:
         segments = self.done()
         if not segments:
             return 0, None
-        last = np.load(self.dir / segments[-1]["file"])
+        self.check()
+        last = self._load(segments[-1])
         state = {k[len("state/"):]: last[k] for k in last.files if k.startswith("state/")}
         return len(segments), state
+
+    def _load(self, entry: dict) -> dict:
+        path = self.dir / str(entry.get("file", ""))
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return _Loaded({k: data[k] for k in data.files})
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise HHCError(f"the segment file {path} is missing or damaged ({type(exc).__name__}: {exc})",
+                           hint="start the run again in a new --out folder") from None
+
+    def check(self) -> None:
+        """Every segment the manifest names is there and readable, before anything is simulated."""
+        for entry in self.done():
+            data = self._load(entry)
+            if "spike_i" not in data.files or len(data["spike_t"]) != int(entry.get("spikes", -1)):
+                raise HHCError(f"the segment file {self.dir / entry['file']} does not match the manifest "
+                               f"({len(data['spike_t']) if 'spike_t' in data.files else 'no'} spikes, manifest says "
+                               f"{entry.get('spikes')})", hint="start the run again in a new --out folder")
 
     def write(self, seg: Segment):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -100,14 +126,14 @@ class SegmentStore:
         def pieces(key):
             def gen():
                 for entry in entries:
-                    yield np.load(self.dir / entry["file"])[key]
+                    yield self._load(entry)[key]
             return gen
         spike_i = ChunkedArray(np.dtype(np.int64), total, pieces("spike_i"))
         spike_t = ChunkedArray(np.dtype(np.float64), total, pieces("spike_t"))
         times = [[] for _ in trace_specs]
         values = [{var: [] for var in tr.variables} for tr in trace_specs]
         for entry in entries:
-            data = np.load(self.dir / entry["file"])
+            data = self._load(entry)
             for g, tr in enumerate(trace_specs):
                 if f"trace{g}/t" in data.files:
                     times[g].append(data[f"trace{g}/t"])
@@ -121,3 +147,11 @@ class SegmentStore:
                                      {var: (np.concatenate(values[g][var]) if values[g][var] else np.zeros((0, n)))
                                       for var in tr.variables}))
         return spike_i, spike_t, groups
+
+
+class _Loaded(dict):
+    """A segment file's arrays, read whole (np.load is lazy: a damaged member would fail later)."""
+
+    @property
+    def files(self):
+        return list(self)

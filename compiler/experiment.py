@@ -25,6 +25,7 @@ else:  # pragma: no cover
 # Initial membrane potentials outside this range are reported (the seed script's init put most
 # neurons below -100 V and nothing warned).
 PHYSIOLOGICAL_V = (-0.200, 0.100)
+MAX_ABS_V = 1.0                     # V: beyond this an initial v is refused, not only reported
 # dt = "auto" where nothing chooses it (backends that pick their own integrator; `hhc advise` shows it
 # as "current"; `hhc compile` without an experiment)
 PROVISIONAL_DT = 0.01e-3
@@ -323,7 +324,13 @@ def _unknown_keys(reader, table: dict, known: set, section: str):
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8-sig")        # a byte-order mark is not an error
+    except UnicodeDecodeError as exc:
+        before = path.read_bytes()[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise HHCError(f"{path} is not UTF-8 text (byte 0x{path.read_bytes()[exc.start]:02x} cannot be read)",
+                       SourceLocation(str(path), line, column, "")) from None
     except FileNotFoundError:
         raise HHCError(f"no such experiment file: {path}") from None
     except OSError as exc:
@@ -349,6 +356,10 @@ def load_experiment(path: str | Path) -> Experiment:
     _unknown_keys(reader, model, {"file", "cell"}, "model")
     if "file" not in model:
         raise reader.error("[model] needs file = \"path/to/model.chan\"")
+    if not isinstance(model["file"], str):
+        raise reader.error(f"[model] file must be a path in quotes, got {model['file']!r}", model["file"], "file")
+    if "cell" in model and not isinstance(model["cell"], str):
+        raise reader.error(f"[model] cell must be a name in quotes, got {model['cell']!r}", model["cell"], "cell")
     model_file = (path.parent / model["file"]).resolve()
     if not model_file.is_file():
         raise reader.error(f"model file {model['file']!r} not found (looked for {model_file})", model["file"], "file")
@@ -379,8 +390,8 @@ def load_experiment(path: str | Path) -> Experiment:
     if precision not in ("float64", "float32"):
         raise reader.error(f"[simulation] precision must be \"float64\" or \"float32\", got {precision!r}",
                            precision, "precision")
-    if not isinstance(seed, int):
-        raise reader.error(f"[simulation] seed must be an integer, got {seed!r}", seed, "seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise reader.error(f"[simulation] seed must be a whole number >= 0, got {seed!r}", seed, "seed")
 
     initial = _table(reader, data, "initial", required=False)
     for key, value in initial.items():
@@ -518,6 +529,10 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
             names.append(name)
         traces.append(dataclasses.replace(tr, variables=tuple(names)))
 
+    if exp.record_spikes is not None and cell.threshold is None:
+        raise reader.error(f"[record] spikes: cell {cell.name} has no `spike when ...` threshold, so it has no "
+                           f"spikes to record", hint="add `spike when v rises above 0 mV` to the cell, or set "
+                                                     "[record] spikes = \"none\"")
     rng = np.random.default_rng(exp.seed)
     n = exp.size
     _check_state_fits(reader, exp, cell)
@@ -549,6 +564,10 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
         if dim != want:
             raise reader.error(f"[initial] {key} must be a {want.name}, but {raw!r} is a {dim.name}", raw, key)
         value = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+        if state == "v" and (np.abs(value) > MAX_ABS_V).any():
+            raise reader.error(f"[initial] v: {raw!r} gives values up to {np.max(np.abs(value)) * 1e3:,.6g} mV in "
+                               f"magnitude; a membrane potential beyond ±{MAX_ABS_V * 1e3:g} mV cannot be "
+                               f"simulated", raw, key)
         if state != "v" and ((value < 0) | (value > 1)).any():
             raise reader.error(f"[initial] {key}: gate values are fractions in [0, 1]; "
                                f"{raw!r} gives values from {value.min():g} to {value.max():g}", raw, key)
@@ -566,7 +585,7 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
     # a gate at its steady state follows the initial v, whatever order the backend sets things in
     steady = {s: arrays[s] is None for s in cell.states[1:]}
     return dataclasses.replace(exp, protocol=tuple(phases), traces=tuple(traces), initial_arrays=arrays,
-                               steady_state_after_v=steady, warnings=tuple(warnings),
+                               steady_state_after_v=steady, warnings=exp.warnings + tuple(warnings),
                                model_digest=model_digest(cell))
 
 

@@ -77,6 +77,7 @@ def _describe_token(token: Token) -> str:
 def parse(text: str, path: str = "<string>", start: str = "start"):
     """Parse .chan text into a syntax tree; syntax errors become located HHCErrors.
     With start="expr", parse one expression (used for values in experiment files)."""
+    text = text.removeprefix("\ufeff")            # a byte-order mark is not an error
     source = ast.Source(path, text)
     try:
         tree = _lark().parse(text, start=start)
@@ -119,28 +120,43 @@ MAX_DEPTH = 200
 
 def _check_depth(tree, source: ast.Source):
     """Iteratively measure the tree's depth; raise at the first node deeper than MAX_DEPTH."""
-    stack = [(tree, 1)]
+    stack = [(tree, 1, None)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, parent = stack.pop()
         if not isinstance(node, lark.Tree):
             continue
         if depth > MAX_DEPTH:
             line = getattr(node.meta, "line", 1) if not node.meta.empty else 1
             column = getattr(node.meta, "column", 1) if not node.meta.empty else 1
+            chain = node.data if node.data in ("add", "sub", "mul", "div") else parent
+            if chain in ("add", "sub", "mul", "div"):     # a long flat chain, not nesting
+                what = "terms added or subtracted" if chain in ("add", "sub") else "factors"
+                raise HHCError(f"expression too long: more than {MAX_DEPTH} {what} in one chain",
+                               location(source, line, column),
+                               "split it into named helpers: part1 = a + b + ...; part2 = ...; total = part1 + part2")
             raise HHCError(f"expression nested too deeply (more than {MAX_DEPTH} levels)",
                            location(source, line, column),
                            "split it into named helpers: x = ...; y = ... x ...")
-        stack.extend((child, depth + 1) for child in node.children)
+        stack.extend((child, depth + 1, node.data) for child in node.children)
 
 
 def parse_file(path: str | Path) -> ast.Module:
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise HHCError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HHCError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise HHCError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")           # a byte-order mark is not an error
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line_text = data[start: data.find(b"\n", exc.start) if b"\n" in data[exc.start:] else len(data)]
+        raise HHCError(f"this file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                       SourceLocation(str(path), line, exc.start - start + 1,
+                                      line_text.decode("utf-8", errors="replace"))) from None
     return parse(text, str(path))
 
 

@@ -77,6 +77,9 @@ class _Evaluator:
                 return (a + b if node.op == "+" else a - b), da
             if node.op == "*":
                 return a * b, da * db
+            if np.any(np.asarray(b) == 0):
+                raise _error(self.where, node.right.loc if hasattr(node.right, "loc") else None,
+                             "division by zero")
             return a / b, da / db
         if isinstance(node, ast.Pow):
             a, da = self.eval(node.base)
@@ -119,7 +122,11 @@ def evaluate(text: str, where: Where | None = None, names: dict | None = None,
         loc = exc.location
         raise _error(where, ast.Loc(None, 1, loc.column) if loc else None,
                      f"cannot read the value {text!r}: {exc.message}") from None
-    return _Evaluator(names or {}, {**BASE_FUNCTIONS, **(functions or {})}, where).eval(node)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value, dim = _Evaluator(names or {}, {**BASE_FUNCTIONS, **(functions or {})}, where).eval(node)
+    if not np.all(np.isfinite(value)):
+        raise _error(where, None, f"the value {text!r} is not a finite number")
+    return value, dim
 
 
 def expect(value_dim, dimension: Dimension, what: str, where: Where | None = None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import os
 import platform
 import resource
 import shutil
@@ -75,7 +76,7 @@ def prepare(experiment, overrides: RunOverrides | None = None, choose_auto=True,
     let it choose); otherwise dt = "auto" stands at PROVISIONAL_DT."""
     overrides = overrides or RunOverrides()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    exp = exp.with_overrides(overrides)
+    exp = _fit_to_cores(exp.with_overrides(overrides), overrides)
     cut = overrides.duration_s
     model = load_model(exp.model_file)
     cell = model.cell(exp.cell_name)
@@ -138,6 +139,34 @@ class _InterruptWatch:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+# OpenMP cannot start absurd thread counts ("Project run failed"); more than this many per core is refused
+MAX_THREADS_PER_CORE = 4
+
+
+def _fit_to_cores(exp: Experiment, overrides: RunOverrides) -> Experiment:
+    """MPI processes x threads against this machine's cores (runs started by a --launcher run elsewhere):
+    threads written in the experiment file are reduced so that the processes do not oversubscribe the
+    cores; threads given for this run are kept, with a warning."""
+    b = exp.backend
+    if b.launcher:
+        return exp
+    cores = os.cpu_count() or 1
+    procs, threads = b.mpi or 1, b.threads or 1
+    if threads > MAX_THREADS_PER_CORE * cores:
+        raise HHCError(f"{threads} threads on a machine with {cores} cores (at most {MAX_THREADS_PER_CORE * cores} "
+                       f"are allowed)", hint=f"use --threads {cores}, or `hhc tune` to measure")
+    if procs * threads <= cores:
+        return exp
+    if procs > 1 and overrides.threads is None:
+        fitted = max(1, cores // procs)
+        note = (f"{procs} MPI processes x {threads} threads (from the experiment file) would oversubscribe this "
+                f"machine's {cores} cores: running {fitted} thread(s) per process (give --threads to insist)")
+        return dataclasses.replace(exp, backend=dataclasses.replace(b, threads=fitted), warnings=exp.warnings + (note,))
+    note = (f"{procs * threads} threads in all ({procs} process(es) x {threads}) on {cores} cores: oversubscribed "
+            f"cores make the run slower, not faster")
+    return dataclasses.replace(exp, warnings=exp.warnings + (note,))
 
 
 def _claim(out_dir: Path, overwrite: bool) -> None:
