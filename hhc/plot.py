@@ -65,48 +65,80 @@ def raster(ax, runs: list[Results], neurons=None, t_max=None, labels=None, max_n
         ax.legend(loc="upper right", fontsize=8, markerscale=1.5)
 
 
-def plot_runs(paths, out, max_neurons=60, trace_neurons=4) -> list[Path]:
-    """raster.png, traces.png (first trace group), rates.png in out; runs overlaid."""
-    plt = _plt()
-    runs = [load_results(p) for p in paths]
-    labels = [_label(r, k) for k, r in enumerate(runs)]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+def trace_windows(t: np.ndarray) -> list[slice]:
+    """The recorded time axis cut where samples stop (a gap of more than 1.5 sampling intervals):
+    windows are drawn apart, never joined by a line across the gap."""
+    if len(t) < 3:
+        return [slice(0, len(t))] if len(t) else []
+    step = np.median(np.diff(t))
+    cuts = np.flatnonzero(np.diff(t) > 1.5 * step) + 1
+    edges = [0] + list(cuts) + [len(t)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
+
+def raster_figure(runs: list[Results], labels, max_neurons=60):
+    plt = _plt()
     fig, ax = plt.subplots(figsize=(11, 5.5))
     raster(ax, runs, labels=labels, max_neurons=max_neurons)
-    ax.set_title("spike raster" + (" (runs overlaid, offset vertically)" if len(runs) > 1 else ""))
+    total = len(runs[0].neurons())
+    shown = min(total, max_neurons)
+    ax.set_title("spike raster" + (" (runs overlaid, offset vertically)" if len(runs) > 1 else "") +
+                 (f": {shown:,} of {total:,} neurons" if shown < total else f": all {total:,} neurons") +
+                 f", 0–{max(r.duration() for r in runs) * 1e3:g} ms")
     fig.tight_layout()
-    fig.savefig(out / "raster.png", dpi=110)
-    plt.close(fig)
-    written.append(out / "raster.png")
+    return fig
 
+
+def trace_figure(runs: list[Results], labels, trace_neurons=4):
+    """Rows: the first trace group's variables; columns: its recording windows (a broken time axis)."""
+    plt = _plt()
     variables = []
     for r in runs:
         for g in r.traces[:1]:
             variables += [v for v in g.variables if v not in variables]
-    if variables:
-        fig, axes = plt.subplots(len(variables), 1, figsize=(11, 3.2 * len(variables)), sharex=True, squeeze=False)
-        for ax, var in zip(axes[:, 0], variables):
-            unit, scale = _unit(var)
+    if not variables:
+        return None
+    first = next(r.traces[0] for r in runs if r.traces)
+    windows = trace_windows(first.t) or [slice(0, 0)]
+    spans = [(first.t[w][0], first.t[w][-1]) if w.stop > w.start else (0.0, 0.0) for w in windows]
+    widths = [max(b - a, 1e-9) for a, b in spans]
+    fig, axes = plt.subplots(len(variables), len(windows), figsize=(11, 3.2 * len(variables)), sharey="row",
+                             squeeze=False, gridspec_kw={"width_ratios": widths if len(windows) > 1 else None})
+    for row, var in enumerate(variables):
+        unit, scale = _unit(var)
+        for col, (lo, hi) in enumerate(spans):
+            ax = axes[row, col]
             for k, r in enumerate(runs):
                 if not r.traces or var not in r.traces[0].variables:
                     continue
                 g = r.traces[0]
-                for j, n in enumerate(g.neurons[:trace_neurons]):
-                    ax.plot(g.t * 1e3, g.variables[var][:, j] * scale, color=COLORS[k % len(COLORS)],
-                            lw=0.9, alpha=0.9 if k == 0 else 0.7, ls="-" if k == 0 else "--",
-                            label=f"{labels[k]}, neuron {n}" if j == 0 or len(runs) == 1 else None)
-            ax.set_ylabel(f"{var} ({unit})" if unit else var)
-            ax.legend(loc="upper right", fontsize=7)
-        axes[-1, 0].set_xlabel("time (ms)")
-        axes[0, 0].set_title(f"traces (up to {trace_neurons} neurons per run)")
-        fig.tight_layout()
-        fig.savefig(out / "traces.png", dpi=110)
-        plt.close(fig)
-        written.append(out / "traces.png")
+                for piece in trace_windows(g.t):
+                    t = g.t[piece]
+                    if not len(t) or t[-1] < lo - 1e-12 or t[0] > hi + 1e-12:
+                        continue
+                    for j, n in enumerate(g.neurons[:trace_neurons]):
+                        ax.plot(t * 1e3, g.variables[var][piece, j] * scale, color=COLORS[k % len(COLORS)],
+                                lw=0.9, alpha=0.9 if k == 0 else 0.7, ls="-" if k == 0 else "--",
+                                label=(f"{labels[k]}, neuron {n}" if (j == 0 or len(runs) == 1) and col == 0
+                                       else None))
+            ax.set_xlim(lo * 1e3, hi * 1e3 if hi > lo else lo * 1e3 + 1)
+            if col == 0:
+                ax.set_ylabel(f"{var} ({unit})" if unit else var)
+                ax.legend(loc="upper right", fontsize=7)
+            else:
+                ax.tick_params(labelleft=False)
+            if row == len(variables) - 1:
+                ax.set_xlabel("time (ms)")
+            if row == 0 and len(windows) > 1:
+                ax.set_title(f"window {col + 1}: {lo * 1e3:g}–{hi * 1e3:g} ms", fontsize=9)
+    fig.suptitle(f"traces (up to {trace_neurons} neurons per run)" +
+                 (f"; {len(windows)} recording windows, drawn apart" if len(windows) > 1 else ""))
+    fig.tight_layout()
+    return fig
 
+
+def rate_figure(runs: list[Results], labels):
+    plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     rates = []
     for r in runs:
@@ -123,9 +155,25 @@ def plot_runs(paths, out, max_neurons=60, trace_neurons=4) -> list[Path]:
     ax.set_title("firing-rate distribution")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "rates.png", dpi=110)
-    plt.close(fig)
-    written.append(out / "rates.png")
+    return fig
+
+
+def plot_runs(paths, out, max_neurons=60, trace_neurons=4) -> list[Path]:
+    """raster.png, traces.png (first trace group), rates.png in out; runs overlaid."""
+    plt = _plt()
+    runs = [load_results(p) for p in paths]
+    labels = [_label(r, k) for k, r in enumerate(runs)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in (("raster.png", raster_figure(runs, labels, max_neurons)),
+                      ("traces.png", trace_figure(runs, labels, trace_neurons)),
+                      ("rates.png", rate_figure(runs, labels))):
+        if fig is None:
+            continue
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(out / name)
     return written
 
 
