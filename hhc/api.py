@@ -75,6 +75,9 @@ def prepare(experiment, overrides: RunOverrides | None = None, choose_auto=True,
     With choose_auto, method/dt = "auto" are resolved here by the accuracy advisor (on backends that
     let it choose); otherwise dt = "auto" stands at PROVISIONAL_DT."""
     overrides = overrides or RunOverrides()
+    if not isinstance(experiment, (Experiment, str, Path)):
+        raise HHCError(f"an experiment is a path to a TOML file or an Experiment, not {type(experiment).__name__} "
+                       f"{experiment!r}")
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     exp = _fit_to_cores(exp.with_overrides(overrides), overrides)
     cut = overrides.duration_s

@@ -67,55 +67,61 @@ def test_raster_of_chosen_neurons_up_to_a_time(tmp_path):
         plt.close(fig)
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures hhc.plot saves, by file name, kept open to be inspected."""
-    from matplotlib.figure import Figure
-    figures = {}
-    save = Figure.savefig
-
-    def spy(fig, fname, *args, **kwargs):
-        figures[Path(fname).name] = fig
-        return save(fig, fname, *args, **kwargs)
-    close = plt.close
-    monkeypatch.setattr(Figure, "savefig", spy)
-    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
-    yield figures
-    close("all")
-
-
-def test_plot_runs_draws_what_the_runs_hold(tmp_path, drawn):
-    """raster: every spike of both runs; traces: each run's v (in mV) of its first neurons, the
+def test_figures_draw_what_the_runs_hold(tmp_path):
+    """raster: every spike of both runs; traces: each run's v (in mV) of its recorded neurons, the
     second run dashed; rates: one histogram per run over the 30 neurons."""
-    from hhc.plot import plot_runs
+    from hhc.plot import raster_figure, rate_figure, trace_figure
     runs = [load_results(_run(tmp_path / "a")), load_results(_run(tmp_path / "b", 0.001))]
-    written = plot_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "plots")
-    assert sorted(p.name for p in written) == sorted(drawn) == ["raster.png", "rates.png", "traces.png"]
+    labels = ["a", "b"]
+    figures = [raster_figure(runs, labels), trace_figure(runs, labels), rate_figure(runs, labels)]
+    try:
+        (ax,) = figures[0].axes
+        assert [len(c.get_offsets()) for c in ax.collections] == [400, 400]
+        assert "all 30 neurons" in ax.get_title()
 
-    (ax,) = drawn["raster.png"].axes
-    assert [len(c.get_offsets()) for c in ax.collections] == [400, 400]
+        (ax,) = figures[1].axes                                  # one variable, one recording window
+        lines = ax.get_lines()
+        assert len(lines) == 4                                   # 2 runs x 2 recorded neurons
+        for k, run in enumerate(runs):
+            t, neurons, v = run.trace("v")
+            for j in range(len(neurons)):
+                line = lines[2 * k + j]
+                assert np.allclose(line.get_xdata(), t * 1e3) and np.allclose(line.get_ydata(), v[:, j] * 1e3)
+                assert matplotlib.colors.same_color(line.get_color(), COLORS[k])
+                assert line.get_linestyle() == ("-" if k == 0 else "--")
+        assert ax.get_ylabel() == "v (mV)"
 
-    (ax,) = drawn["traces.png"].axes
-    lines = ax.get_lines()
-    assert len(lines) == 4                                   # 2 runs x 2 recorded neurons
-    for k, run in enumerate(runs):
-        t, neurons, v = run.trace("v")
-        for j in range(len(neurons)):
-            line = lines[2 * k + j]
-            assert np.allclose(line.get_xdata(), t * 1e3) and np.allclose(line.get_ydata(), v[:, j] * 1e3)
-            assert matplotlib.colors.same_color(line.get_color(), COLORS[k])
-            assert line.get_linestyle() == ("-" if k == 0 else "--")
-    assert ax.get_ylabel() == "v (mV)"
+        (ax,) = figures[2].axes
+        assert len(ax.patches) == 2
+        for k, (run, hist) in enumerate(zip(runs, ax.patches)):
+            xy = hist.get_xy()
+            heights = xy[1:-1:2, 1]                              # a step outline: (edge, 0), (edge, h0), ...
+            assert heights.sum() == 30                           # every neuron is counted once
+            assert xy[:, 0].max() >= (np.bincount(run.spike_i, minlength=30) / 0.5).max()
+            assert matplotlib.colors.same_color(hist.get_edgecolor(), COLORS[k])
+    finally:
+        for fig in figures:
+            plt.close(fig)
 
-    (ax,) = drawn["rates.png"].axes
-    assert len(ax.patches) == 2
-    for k, (run, hist) in enumerate(zip(runs, ax.patches)):
-        xy = hist.get_xy()
-        heights = xy[1:-1:2, 1]                              # a step outline: (edge, 0), (edge, h0), ...
-        assert heights.sum() == 30                           # every neuron is counted once
-        rates = np.bincount(run.spike_i, minlength=30) / 0.5
-        assert xy[:, 0].max() >= rates.max()
-        assert matplotlib.colors.same_color(hist.get_edgecolor(), COLORS[k])
+
+def test_trace_windows_are_drawn_apart(tmp_path):
+    """Samples in two windows (10-20 ms and 300-310 ms): two panels, no line across the gap."""
+    from hhc.plot import trace_figure
+    t = np.concatenate([np.arange(100, 200), np.arange(3000, 3100)]) * 1e-4
+    v = -0.065 + 0.01 * np.sin(t * 100)[:, None]
+    write_results(tmp_path / "w", spike_i=[], spike_t=[], traces=[{"t": t, "neurons": [0], "variables": {"v": v}}],
+                  meta={"n_neurons": 1, "duration": 0.5})
+    fig = trace_figure([load_results(tmp_path / "w")], ["w"])
+    try:
+        assert len(fig.axes) == 2
+        for ax, (lo, hi) in zip(fig.axes, [(10.0, 19.9), (300.0, 309.9)]):
+            xs = np.concatenate([line.get_xdata() for line in ax.get_lines()])
+            assert np.isclose(xs.min(), lo) and np.isclose(xs.max(), hi)
+            for line in ax.get_lines():                          # each line inside one window
+                x = line.get_xdata()
+                assert np.diff(x).max() < 0.2
+    finally:
+        plt.close(fig)
 
 
 def test_plot_command_writes_the_figures(tmp_path, cli):
