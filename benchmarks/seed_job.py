@@ -79,7 +79,7 @@ def run_hhc(n: int, duration: float, threads: int, out: Path, float32: bool = Fa
 
 def accuracy(exp: Path, run_dir: Path, duration: float, sample: int, tmp: Path, label: str = "(b)") -> str:
     import hhc
-    from hhc.backends.reference import reference_run
+    from hhc.reference import reference_run
     ref = hhc.load_results(reference_run(exp, sample=sample, duration=f"{duration} s", out=tmp / "ref",
                                          quiet=True))
     ours = hhc.load_results(run_dir)

@@ -25,7 +25,6 @@ else:  # pragma: no cover
 # Initial membrane potentials outside this range are reported (the seed script's init put most
 # neurons below -100 V and nothing warned).
 PHYSIOLOGICAL_V = (-0.200, 0.100)
-MAX_ABS_V = 1.0                     # V: beyond this an initial v is refused, not only reported
 # dt = "auto" where nothing chooses it (backends that pick their own integrator; `hhc advise` shows it
 # as "current"; `hhc compile` without an experiment)
 PROVISIONAL_DT = 0.01e-3
@@ -564,10 +563,6 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
         if dim != want:
             raise reader.error(f"[initial] {key} must be a {want.name}, but {raw!r} is a {dim.name}", raw, key)
         value = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
-        if state == "v" and (np.abs(value) > MAX_ABS_V).any():
-            raise reader.error(f"[initial] v: {raw!r} gives values up to {np.max(np.abs(value)) * 1e3:,.6g} mV in "
-                               f"magnitude; a membrane potential beyond ±{MAX_ABS_V * 1e3:g} mV cannot be "
-                               f"simulated", raw, key)
         if state != "v" and ((value < 0) | (value > 1)).any():
             raise reader.error(f"[initial] {key}: gate values are fractions in [0, 1]; "
                                f"{raw!r} gives values from {value.min():g} to {value.max():g}", raw, key)

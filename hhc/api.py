@@ -262,6 +262,12 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         try:
             result = target.run(cell, exp, out_dir, progress=bar.update)
         except BaseException as exc:
+            if isinstance(exc, HHCError) and not isinstance(exc, Interrupted) and any(
+                    w.startswith("initial v of") for w in exp.warnings):
+                # a blow-up from an absurd start is the start's fault, not the method's or the dt's
+                raise HHCError(exc.message, exc.location,
+                               "some neurons start outside the physiological range (the warning above): check "
+                               "[initial] v first") from None
             if isinstance(exc, KeyboardInterrupt) or watch.interrupted:
                 resumable = (out_dir / RUN_SETTINGS).exists()
                 raise Interrupted("interrupted" + (f"; resume with `hhc run --resume {out_dir}`" if resumable else

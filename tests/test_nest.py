@@ -27,7 +27,7 @@ from hhc.compiler.experiment import RunOverrides
 from builders import trace, write_experiment
 from paths import EXAMPLES, KENYON, MODELS
 
-RhsProgram = getattr(nestml, "RhsProgram", None) or nestml._RhsProgram
+RhsProgram = nestml._RhsProgram      # the update block's right-hand side, checked against the IR below
 
 
 @pytest.fixture(scope="module")

@@ -48,3 +48,17 @@ def test_backends_registry_lists_brian2(cli):
     assert "brian2" in backends.names()
     result = cli("backends")
     assert result.returncode == 0 and "brian2" in result.stdout
+
+
+def test_the_test_session_has_its_own_cache(isolated_cache):
+    """Builds made by tests go to the session's folder, not the user's ~/.cache/hhc; the installed
+    venvs there (cuda, MPI NEST) are still found."""
+    import os
+    from hhc.backends.cache import cache_root
+    from conftest import install_location
+    assert cache_root() == isolated_cache != Path.home() / ".cache" / "hhc"
+    from hhc.backends.brian2 import cuda
+    from hhc.backends.nest import build
+    assert cuda.venv_dir() == Path(os.environ["HHC_CUDA_VENV"]) == install_location("HHC_CUDA_VENV")
+    assert build.mpi_python().parent.parent == install_location("HHC_NEST_MPI_VENV")
+    assert not str(install_location("HHC_CUDA_VENV")).startswith(str(isolated_cache))

@@ -7,6 +7,7 @@ import sympy
 from scipy.special import exprel as scipy_exprel
 
 from hhc.compiler import compile_text, ir, load_model
+from hhc.compiler.errors import HHCError
 from hhc.compiler.singularities import has_removable_singularity, remove_singularities
 from hhc.compiler.units import to_si
 
@@ -128,11 +129,13 @@ def test_nonlinear_exponent_is_left_unchanged():
     assert remove_singularities(expr, V) == expr
 
 
-def test_non_removable_form_in_a_channel_compiles_unchanged():
+def test_non_removable_form_in_a_channel_is_refused_at_its_line():
+    """Not rewritten (not 0/0), so the rate is infinite at -40 mV: the checker says so there."""
     text = ("channel P {\n    gbar = 1 nS\n    E = 0 mV\n    gate m ^ 1 {\n"
             "        alpha = 1 / ms / (1 - exp(-(v + 40 mV) / 10 mV))\n        beta = 1 / ms\n    }\n}\n")
-    gate = compile_text(text).channels[0].gates[0]
-    assert not gate.alpha.has(ir.exprel)
+    with pytest.raises(HHCError, match="alpha of gate m of channel P is not finite at v = -40 mV") as info:
+        compile_text(text)
+    assert info.value.location.line == 5
 
 
 def test_rewrite_inside_a_helper_and_a_sum():
