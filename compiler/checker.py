@@ -370,6 +370,14 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
 
     parameters = tuple(d for d in defined if isinstance(d, ir.Parameter))
     for p in parameters:
+        try:
+            finite = math.isfinite(float(units.to_si(p.value)))
+        except (TypeError, ValueError, OverflowError):
+            finite = False
+        if not finite:
+            node = next(a for a in ch.assignments if f"{a.name}_{ch.name}" == p.name)
+            raise error_at(_start(node.expr), f"{node.name} of channel {ch.name} is not a finite number (too large "
+                                              f"for a double)")
         if p.dimension in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA) and p.si_value < 0:
             node = next(a for a in ch.assignments if f"{a.name}_{ch.name}" == p.name)
             raise error_at(_start(node.expr), f"conductance {node.name} of channel {ch.name} is negative")
@@ -402,10 +410,13 @@ def _check_gate_ranges(channel: ir.Channel, ast_gates: dict, fallback_loc, becau
             si = units.to_si(inline(expr, channel=channel, parameters=True))
             if si.free_symbols - {ir.V}:
                 continue                     # depends on something other than v: judged at run time
-            with np.errstate(all="ignore"):
-                values = np.broadcast_to(np.asarray(
-                    sympy.lambdify(ir.V, si, NUMERIC_MODULES)(v_mv * 1e-3), dtype=float), v_mv.shape)
             owner = f"{key} of gate {gate.name} of channel {channel.name}{because}"
+            try:
+                with np.errstate(all="ignore"):
+                    values = np.broadcast_to(np.asarray(
+                        sympy.lambdify(ir.V, si, NUMERIC_MODULES)(v_mv * 1e-3), dtype=float), v_mv.shape)
+            except (OverflowError, ZeroDivisionError, ValueError, TypeError):
+                raise error_at(loc, f"{owner} holds numbers too large for a double") from None
             bad = ~np.isfinite(values)
             if bad.any():
                 raise error_at(loc, f"{owner} is not finite at v = {v_mv[bad][0]:g} mV",
@@ -678,7 +689,10 @@ def _collect(module: ast.Module, seen_files: dict, chain: tuple, out_channels: d
         out_cells[cell.name] = cell
     base = Path(module.source.path).parent
     for imp in module.imports:
-        target = (base / imp.path).resolve()
+        try:
+            target = (base / imp.path).resolve()
+        except (ValueError, OSError) as exc:
+            raise error_at(imp.loc, f"cannot import {imp.path!r}: not a usable path ({exc})") from None
         if str(target) in chain:
             raise error_at(imp.loc, f"circular import of {imp.path}")
         if str(target) in seen_files:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -25,6 +26,7 @@ else:  # pragma: no cover
 # Initial membrane potentials outside this range are reported (the seed script's init put most
 # neurons below -100 V and nothing warned).
 PHYSIOLOGICAL_V = (-0.200, 0.100)
+MAX_STEPS = 1e15                     # time steps in a run (a 64-bit step counter with room to spare)
 # dt = "auto" where nothing chooses it (backends that pick their own integrator; `hhc advise` shows it
 # as "current"; `hhc compile` without an experiment)
 PROVISIONAL_DT = 0.01e-3
@@ -119,6 +121,10 @@ class Experiment:
         the warnings for trace windows that record nothing within the run."""
         if not self.dt or self.dt_auto:
             return []
+        total_steps = sum(p.duration for p in self.protocol) / self.dt
+        if not math.isfinite(total_steps) or total_steps > MAX_STEPS:
+            raise HHCError(f"the protocol of {self.duration:g} s at dt {self.dt * 1e3:g} ms is {total_steps:.3g} time "
+                           f"steps, more than any simulator can count (at most {MAX_STEPS:.0e})")
         for k, p in enumerate(self.protocol, 1):
             steps = p.duration / self.dt
             if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
@@ -287,6 +293,9 @@ def _neuron_list(reader: _Reader, raw, size: int, what: str) -> tuple[int, ...] 
             raise reader.error(f"{what} must be \"all\", a range \"start:stop\" or a list of indices; got {raw!r}", raw)
         start = int(m.group(1) or 0)
         stop = int(m.group(2) or size)
+        if stop > size:        # checked before the indices are made: "0:1000000000" is not a list to build
+            raise reader.error(f"{what}: the range {raw!r} goes beyond the population ({size} neurons, "
+                               f"0..{size - 1})", raw)
         indices = tuple(range(start, stop))
         if not indices:
             raise reader.error(f"{what}: the range {raw!r} is empty", raw)
@@ -444,7 +453,8 @@ def load_experiment(path: str | Path) -> Experiment:
             steps = interval / dt if dt else 1.0    # dt = "auto" is chosen to divide every interval
             if interval <= 0:
                 raise reader.error(f"{what} interval must be positive", tr["interval"], "interval")
-            if dt and (interval < dt * (1 - 1e-9) or abs(steps - round(steps)) > 1e-6):
+            if dt and (not math.isfinite(steps) or steps > MAX_STEPS or interval < dt * (1 - 1e-9)
+                       or abs(steps - round(steps)) > 1e-6):
                 raise reader.error(f"{what} interval {tr['interval']!r} must be a whole multiple of dt "
                                    f"({sim['dt']})", tr["interval"], "interval")
         windows = None
