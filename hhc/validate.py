@@ -204,7 +204,9 @@ def markdown(matrix, unavailable, info) -> str:
              f"Protocols: {REST * 1e3:g} ms rest, then a {STEP * 1e3:g} ms step at "
              + ", ".join(f"{lv} ({f:g} x rheobase)" for lv, f in LEVELS)
              + f"; {NEURONS} neuron from the cell's initial v, gates at steady state; dt {info['dt'] * 1e3:g} ms "
-             f"(jneuroml {BACKEND_DT['jneuroml'] * 1e3:g} ms), method {info['method']}.",
+             + "".join(f" ({name} {backends.backend_class(name).capabilities.validate_dt * 1e3:g} ms)"
+                       for name in backends.names() if backends.backend_class(name).capabilities.validate_dt)
+             + f", method {info['method']}.",
              "Rheobase: " + ", ".join(f"{x['model']} {x['rheobase_A'] * 1e12:.4g} pA" for x in info["levels"]), ""]
     if specs:
         lines += ["| model | " + " | ".join(specs) + " |", "|---|" + "---|" * len(specs)]

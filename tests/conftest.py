@@ -3,13 +3,16 @@ the one way to run the `hhc` command, a build cache of the test session's own, a
 that say what a test needs (skipped, naming the missing piece, where it is absent)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -72,10 +75,24 @@ def root():
 
 # ---- the hhc command ----------------------------------------------------------------------------
 
+class Done(NamedTuple):
+    """What a run of the command gave: unpacks as (exit status, stdout, stderr)."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 class HHC:
-    """The installed `hhc` command (the one next to this Python), run as a child process: each run
-    gets a fresh interpreter, as a user's would. env: variables to set over the test's environment
-    (None removes one)."""
+    """The `hhc` command, three ways:
+
+    cli(*args)        the installed command (the one next to this Python) as a child process: a fresh
+                      interpreter, as a user's would be; env: variables to set over the test's
+                      environment (None removes one) -> subprocess.CompletedProcess
+    cli.popen(*args)  the same, started and not waited for (a run to be killed, two runs at once)
+    cli.here(*args)   the command's main() in this process (the same code path, no new interpreter per
+                      case) -> Done(returncode, stdout, stderr); an exception other than SystemExit
+                      escaping main() (a traceback) fails the test by itself
+    """
 
     def command(self, *args) -> list[str]:
         exe = Path(sys.executable).with_name("hhc")
@@ -97,8 +114,19 @@ class HHC:
                               env=self.environment(env))
 
     def popen(self, *args, env: dict | None = None, **kwargs) -> subprocess.Popen:
-        """Started, not waited for (a run to be killed, two runs at once)."""
         return subprocess.Popen(self.command(*args), env=self.environment(env), **kwargs)
+
+    def here(self, *args) -> Done:
+        import hhc.cli
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                hhc.cli.main([str(a) for a in args])
+            except SystemExit as exit_:
+                code = exit_.code
+            else:  # pragma: no cover - main() always exits
+                raise AssertionError("hhc.cli.main() returned instead of exiting")
+        return Done(0 if code is None else code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

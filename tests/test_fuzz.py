@@ -23,6 +23,7 @@ from hhc.api import prepare
 from hhc.compiler import compile_text
 from hhc.compiler.errors import HHCError
 
+from builders import experiment_toml
 from paths import EXAMPLES, KENYON, MODELS
 
 CHAN_FILES = sorted(MODELS.glob("*.chan")) + sorted((MODELS / "channels").glob("*.chan"))
@@ -152,11 +153,11 @@ def test_mutated_chan_files_compile_or_give_an_hhc_error(source, mutations):
 # ---- experiment files ---------------------------------------------------------------------------
 
 def experiment_text() -> str:
-    """examples/kenyon_small.toml with its model path made absolute (the copy lives elsewhere)."""
-    text = EXPERIMENT.read_text()
-    new, n = re.subn(r'(?m)^file = ".*"$', f'file = "{KENYON.as_posix()}"', text)
-    assert n == 1, "examples/kenyon_small.toml no longer has one [model] file line"
-    return new
+    """examples/kenyon_small.toml as the experiment builder writes it: its model path made absolute
+    (the copy lives elsewhere)."""
+    text = experiment_toml(base=EXPERIMENT)
+    assert f'file = "{KENYON}"' in text
+    return text
 
 
 def test_the_unmutated_experiment_prepares(tmp_path):

@@ -1,6 +1,4 @@
 """hhc plot: raster, traces and rate histograms as PNG, overlaid for several runs."""
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,7 +6,6 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
 from hhc.backends.results import load_results, write_results  # noqa: E402
 from hhc.plot import COLORS, raster  # noqa: E402

@@ -10,9 +10,9 @@ mixed data or a traceback.
   refused by `hhc check`;
 * Ctrl-C stops a run with exit status 130, and the run resumes to exactly the uninterrupted result.
 
-Most checks call the `hhc` command's main() in this process (the same code path as the installed
-command, without a new interpreter per case); the runs that are interrupted, and the checks that
-need a memory limit, use the real command in a child process (the `cli` fixture).
+Most checks call the `hhc` command's main() in this process (cli.here: the same code path as the
+installed command, without a new interpreter per case); the runs that are interrupted, and the
+checks that need a memory limit, use the real command in a child process (cli(...), cli.popen).
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ import numpy as np
 import pytest
 
 import hhc
-import hhc.cli
 from hhc.api import prepare
 from hhc.backends.results import load_results, write_results
 from hhc.compiler.errors import HHCError
@@ -42,20 +41,6 @@ LOCATED = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): error: ", 
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-@pytest.fixture
-def hhc_main(capsys):
-    """hhc_main(*args) -> (exit status, stdout, stderr): the `hhc` command's main() in this process.
-    An exception other than SystemExit escaping main() (a traceback) fails the test by itself."""
-    def call(*args):
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as done:
-            hhc.cli.main([str(a) for a in args])
-        out = capsys.readouterr()
-        code = done.value.code
-        return (0 if code is None else code), out.out, out.err
-    return call
-
 
 def assert_clean_error(code, err, *needles, located: str | None = None):
     """Exit status 1, no traceback, every needle in the message; located: the file the error must
@@ -164,11 +149,11 @@ def result_dir(path, spikes=(np.zeros(0, int), np.zeros(0)), n=N, total=REST + D
 
 
 @pytest.fixture
-def compare(hhc_main, tmp_path):
+def compare(cli, tmp_path):
     """compare(a, b, *options) -> (exit status, stdout, stderr, summary.json)."""
     def run(a, b, *options):
         report = tmp_path / f"report-{Path(a).name}-{Path(b).name}"
-        code, out, err = hhc_main("compare", a, b, "--no-plots", "--report", report, *options)
+        code, out, err = cli.here("compare", a, b, "--no-plots", "--report", report, *options)
         assert "Traceback" not in err, err
         summary = json.loads((report / "summary.json").read_text())
         return code, out, err, summary
@@ -267,28 +252,28 @@ def test_compare_through_the_installed_command(tmp_path, cli):
 
 # ---- damaged result files are named ----------------------------------------------------------------
 
-def test_compare_names_a_truncated_spike_file(tmp_path, hhc_main):
+def test_compare_names_a_truncated_spike_file(tmp_path, cli):
     a = result_dir(tmp_path / "a", regular_spikes())
     b = result_dir(tmp_path / "b", regular_spikes())
     spikes = b / "spikes.npz"
     spikes.write_bytes(spikes.read_bytes()[: spikes.stat().st_size // 2])
-    code, out, err = hhc_main("compare", a, b, "--no-plots", "--report", tmp_path / "rep")
+    code, out, err = cli.here("compare", a, b, "--no-plots", "--report", tmp_path / "rep")
     assert_clean_error(code, err, str(spikes), "damaged")
 
 
-def test_compare_names_a_corrupt_meta_file(tmp_path, hhc_main):
+def test_compare_names_a_corrupt_meta_file(tmp_path, cli):
     a = result_dir(tmp_path / "a", regular_spikes())
     b = result_dir(tmp_path / "b", regular_spikes())
     (b / "meta.json").write_text('{"n_neurons": 20, "duration": ')
-    code, out, err = hhc_main("compare", a, b, "--no-plots", "--report", tmp_path / "rep")
+    code, out, err = cli.here("compare", a, b, "--no-plots", "--report", tmp_path / "rep")
     assert_clean_error(code, err, str(b / "meta.json"))
 
 
 # ---- 3. --duration only cuts ------------------------------------------------------------------------
 
-def test_a_duration_longer_than_the_protocol_is_an_error(make_experiment, hhc_main, tmp_path):
+def test_a_duration_longer_than_the_protocol_is_an_error(make_experiment, cli, tmp_path):
     exp = make_experiment(protocol=[("20 ms", "0 pA")])
-    code, out, err = hhc_main("run", exp, "--duration", "10 s", "--out", tmp_path / "out")
+    code, out, err = cli.here("run", exp, "--duration", "10 s", "--out", tmp_path / "out")
     assert_clean_error(code, err, "--duration only cuts")
     assert not (tmp_path / "out").exists()
 
@@ -303,24 +288,24 @@ def old_run(path: Path) -> Path:
     return path
 
 
-def test_a_run_into_a_non_empty_folder_is_refused(tiny_experiment, hhc_main, tmp_path):
+def test_a_run_into_a_non_empty_folder_is_refused(tiny_experiment, cli, tmp_path):
     out = old_run(tmp_path / "out")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    code, _, err = hhc_main("run", tiny_experiment(), "--out", out)
+    code, _, err = cli.here("run", tiny_experiment(), "--out", out)
     assert_clean_error(code, err, "not empty", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before        # untouched
     other = tmp_path / "other"                                              # not hhc's files: refused too
     other.mkdir()
     (other / "notes.txt").write_text("mine\n")
-    code, _, err = hhc_main("run", tiny_experiment(), "--out", other)
+    code, _, err = cli.here("run", tiny_experiment(), "--out", other)
     assert_clean_error(code, err, "--overwrite")
     assert (other / "notes.txt").read_text() == "mine\n"
 
 
-def test_overwrite_replaces_the_run_in_the_folder(tiny_experiment, hhc_main, tmp_path):
+def test_overwrite_replaces_the_run_in_the_folder(tiny_experiment, cli, tmp_path):
     out = old_run(tmp_path / "out")
     exp = tiny_experiment()
-    code, _, err = hhc_main("run", exp, "--out", out, "--overwrite")
+    code, _, err = cli.here("run", exp, "--out", out, "--overwrite")
     assert code == 0, err
     result = load_results(out)
     assert result.meta["backend"] == "brian2" and result.meta["n_neurons"] == 1
@@ -331,7 +316,7 @@ def test_overwrite_replaces_the_run_in_the_folder(tiny_experiment, hhc_main, tmp
     assert len(result.spike_t) <= 1
 
 
-def test_a_failed_run_with_overwrite_leaves_no_old_results(tiny_experiment, hhc_main, tmp_path, monkeypatch):
+def test_a_failed_run_with_overwrite_leaves_no_old_results(tiny_experiment, cli, tmp_path, monkeypatch):
     """The old results are removed before the new run starts: a run that then fails leaves its own
     run.json and nothing of the old run (no spikes.npz of another experiment beside it)."""
     from hhc import backends
@@ -342,7 +327,7 @@ def test_a_failed_run_with_overwrite_leaves_no_old_results(tiny_experiment, hhc_
     monkeypatch.setattr(backends.backend_class("brian2"), "run", fail)
     out = old_run(tmp_path / "out")
     exp = tiny_experiment()
-    code, _, err = hhc_main("run", exp, "--out", out, "--overwrite")
+    code, _, err = cli.here("run", exp, "--out", out, "--overwrite")
     assert_clean_error(code, err, "made to fail")
     assert json.loads((out / "run.json").read_text())["experiment"] == str(exp.resolve())
     left = sorted(p.name for p in out.iterdir())
@@ -353,18 +338,18 @@ def test_a_failed_run_with_overwrite_leaves_no_old_results(tiny_experiment, hhc_
 
 # ---- 5. time grid: windows after the end warn, phases off the grid are errors --------------------
 
-def test_a_trace_window_after_the_end_of_the_run_is_a_warning(tiny_experiment, hhc_main, tmp_path):
+def test_a_trace_window_after_the_end_of_the_run_is_a_warning(tiny_experiment, cli, tmp_path):
     exp = tiny_experiment(traces=[trace(["v"], [0], windows=[("1 ms", "2 ms"), ("50 ms", "60 ms")])])
-    code, _, err = hhc_main("run", exp, "--out", tmp_path / "out")
+    code, _, err = cli.here("run", exp, "--out", tmp_path / "out")
     assert code == 0, err
     assert re.search(r"warning:.*window 50\.\.60 ms starts after the run ends", err), err
     assert "window 1..2" not in err
     assert load_results(tmp_path / "out").meta["warnings"]
 
 
-def test_a_phase_that_is_not_a_whole_number_of_steps_is_an_error(tiny_experiment, hhc_main, tmp_path):
+def test_a_phase_that_is_not_a_whole_number_of_steps_is_an_error(tiny_experiment, cli, tmp_path):
     exp = tiny_experiment(dt="0.01 ms", protocol=[("1 ms", "0 pA"), ("10.005 ms", "100 pA")])
-    code, _, err = hhc_main("run", exp, "--out", tmp_path / "out")
+    code, _, err = cli.here("run", exp, "--out", tmp_path / "out")
     assert_clean_error(code, err, "phase 2", "10.005 ms", "whole number of time steps")
 
 
@@ -411,66 +396,66 @@ def test_a_neuron_range_far_beyond_the_population_is_refused_before_allocating(m
 # ---- tracebacks become located errors: .chan files ------------------------------------------------
 
 @pytest.mark.parametrize("name", ["t", "dt", "i", "N", "xi", "exp", "lambda", "class", "mV"])
-def test_reserved_input_names_are_refused(tmp_path, hhc_main, name):
+def test_reserved_input_names_are_refused(tmp_path, cli, name):
     text = cell_text(f"    channels K\n    input {name} : current\n    initial {{ v = -65 mV }}")
     path = chan(tmp_path, text)
-    code, _, err = hhc_main("check", path)
+    code, _, err = cli.here("check", path)
     assert_clean_error(code, err, "reserved", f"'{name}'", located=path)
     assert LOCATED.search(err)["line"] == line_of(text, "input ")
 
 
-def test_constants_with_functions_compile_and_run_on_brian2(tiny, tiny_experiment, hhc_main, tmp_path):
+def test_constants_with_functions_compile_and_run_on_brian2(tiny, tiny_experiment, cli, tmp_path):
     """gbar = 6 nS * exp(1) and k = log(2): constants made with functions are numbers in the generated
     module, and the model runs on Brian2's runtime device."""
     from hhc.backends.brian2.generate import import_generated
-    code, out, err = hhc_main("check", tiny)
+    code, out, err = cli.here("check", tiny)
     assert code == 0 and "ok" in out, err
-    code, out, err = hhc_main("compile", tiny, "--target", "brian2", "-o", tmp_path / "gen")
+    code, out, err = cli.here("compile", tiny, "--target", "brian2", "-o", tmp_path / "gen")
     assert code == 0, err
     module = import_generated(Path(out.split()[-1]))
     assert float(module.NAMESPACE["gbar_Z"]) == pytest.approx(6e-9 * np.e)
     assert float(module.NAMESPACE["k_Z"]) == pytest.approx(np.log(2))
-    code, _, err = hhc_main("run", tiny_experiment(), "--device", "runtime", "--out", tmp_path / "run")
+    code, _, err = cli.here("run", tiny_experiment(), "--device", "runtime", "--out", tmp_path / "run")
     assert code == 0, err
     assert load_results(tmp_path / "run").meta["duration"] == pytest.approx(2e-3)
 
 
 @pytest.mark.parametrize("value", ["6 nS * exp(1000)", "1e300 nS * 1e300", "6 nS * exp(exp(10))"])
-def test_a_constant_too_large_for_a_double_is_refused(tmp_path, hhc_main, value):
+def test_a_constant_too_large_for_a_double_is_refused(tmp_path, cli, value):
     """exp(1000) is about 2e434: no simulator can hold it (float64 ends near 1.8e308)."""
     path = chan(tmp_path, f"channel Z {{\n    gbar = {value}\n    current = 0 pA\n}}\n")
-    code, _, err = hhc_main("check", path)
+    code, _, err = cli.here("check", path)
     assert_clean_error(code, err, located=path)
     assert LOCATED.search(err)["line"] == "2"
 
 
-def test_an_over_long_cell_name_is_refused(tmp_path, hhc_main):
+def test_an_over_long_cell_name_is_refused(tmp_path, cli):
     path = chan(tmp_path, CHANNEL_K + "\ncell " + "A" * 100 + " {\n    C = 4 pF\n    channels K\n"
                                       "    initial { v = -65 mV }\n}\n")
-    code, _, err = hhc_main("check", path)
+    code, _, err = cli.here("check", path)
     assert_clean_error(code, err, "100 characters", located=path)
 
 
-def test_a_utf8_byte_order_mark_is_accepted(tmp_path, hhc_main):
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path, cli):
     path = tmp_path / "bom.chan"
     path.write_bytes(b"\xef\xbb\xbf" + cell_text("    channels K\n    initial { v = -65 mV }").encode())
-    code, out, err = hhc_main("check", path)
+    code, out, err = cli.here("check", path)
     assert code == 0 and "ok" in out, err
 
 
-def test_a_byte_that_is_not_utf8_is_located(tmp_path, hhc_main):
+def test_a_byte_that_is_not_utf8_is_located(tmp_path, cli):
     path = tmp_path / "bad.chan"
     path.write_bytes(b"channel K {\n    gbar = 6 nS \xff\n    E = -81 mV\n}\n")
-    code, _, err = hhc_main("check", path)
+    code, _, err = cli.here("check", path)
     assert_clean_error(code, err, "UTF-8", "0xff", located=path)
     m = LOCATED.search(err)
     assert (m["line"], m["col"]) == ("2", "17")
 
 
-def test_a_flat_sum_of_two_thousand_terms_is_too_long(tmp_path, hhc_main):
+def test_a_flat_sum_of_two_thousand_terms_is_too_long(tmp_path, cli):
     path = chan(tmp_path, "channel K {\n    gbar = 6 nS\n    E = -81 mV\n    x = "
                 + " + ".join(["1 mV"] * 2000) + "\n}\n")
-    code, _, err = hhc_main("check", path)
+    code, _, err = cli.here("check", path)
     assert_clean_error(code, err, "too long", located=path)
 
 
@@ -484,72 +469,72 @@ def test_a_flat_sum_of_two_thousand_terms_is_too_long(tmp_path, hhc_main):
     (gate_channel("inf = 0.5; tau = 1 ms * mV / (v + 30 mV)"), "-30 mV", "tau ="),   # a pole, not an exprel 0/0
     (cell_text("    channels K(gbar = -1 nS)\n    initial { v = -65 mV }"), "negative", "channels K("),
 ], ids=["huge-power", "negative-tau", "inf-above-1", "negative-alpha", "singular-tau", "negative-override"])
-def test_check_refuses_impossible_gates_and_overrides(tmp_path, hhc_main, text, needle, at):
+def test_check_refuses_impossible_gates_and_overrides(tmp_path, cli, text, needle, at):
     path = chan(tmp_path, text)
-    code, _, err = hhc_main("check", path)
+    code, _, err = cli.here("check", path)
     assert_clean_error(code, err, needle, located=path)
     assert LOCATED.search(err)["line"] == line_of(text, at), err
 
 
-def test_the_removable_singularity_is_still_accepted(tmp_path, hhc_main):
+def test_the_removable_singularity_is_still_accepted(tmp_path, cli):
     """The refusal of poles does not catch the classic 0/0 rates, which hhc rewrites with exprel."""
     path = chan(tmp_path, gate_channel("alpha = 0.1 / mV * (v + 40 mV) / (1 - exp(-(v + 40 mV) / 10 mV)) / ms\n"
                                        "        beta = 4 / ms * exp(-(v + 65 mV) / 18 mV)"))
-    code, out, err = hhc_main("check", path)
+    code, out, err = cli.here("check", path)
     assert code == 0 and "ok" in out, err
 
 
 # ---- tracebacks become located errors: experiment files ----------------------------------------------
 
-def test_experiment_values_are_clean_errors(make_experiment, hhc_main, tmp_path):
+def test_experiment_values_are_clean_errors(make_experiment, cli, tmp_path):
     cases = {
         "v-div-zero": (make_experiment("v0", initial={"v": "-65 mV / 0"}), ["division by zero"]),
         "seed": (make_experiment("seed", seed=-1), ["seed", ">= 0"]),
         "duration": (make_experiment("dur", protocol=[("1e999 ms", "0 pA")]), ["not a finite number"]),
     }
     path = tmp_path / "file5.toml"
-    path.write_text(re.sub(r'(?m)^file = .*$', "file = 5", experiment_toml()))
+    path.write_text(experiment_toml(model=5))
     cases["file"] = (path, ["[model] file", "5"])
     path = tmp_path / "latin1.toml"
     path.write_bytes(experiment_toml().encode() + "# café\n".encode("latin-1"))
     cases["not-utf8"] = (path, ["UTF-8", "0xe9"])
     for name, (exp, needles) in cases.items():
-        code, _, err = hhc_main("run", exp, "--out", tmp_path / f"out-{name}")
+        code, _, err = cli.here("run", exp, "--out", tmp_path / f"out-{name}")
         assert_clean_error(code, err, *needles, located=exp)
         assert not (tmp_path / f"out-{name}").exists(), name
 
 
-def test_an_absurd_initial_v_is_reported_and_never_a_traceback(tiny_experiment, hhc_main, tmp_path):
+def test_an_absurd_initial_v_is_reported_and_never_a_traceback(tiny_experiment, cli, tmp_path):
     """v = -4000 mV: hhc warns, naming the physiological range, before anything runs (an absurd start
     is reported, not refused); the run then either completes or fails with an error that points at
     [initial] v."""
-    code, _, err = hhc_main("run", tiny_experiment(initial={"v": "-4000 mV"}), "--out", tmp_path / "out")
+    code, _, err = cli.here("run", tiny_experiment(initial={"v": "-4000 mV"}), "--out", tmp_path / "out")
     assert "Traceback" not in err
     assert re.search(r"warning: initial v of 1 of 1 neurons is outside the physiological range .*-4,000 mV", err), err
     if code != 0:
         assert_clean_error(code, err, "[initial] v")
 
 
-def test_a_cell_without_a_threshold_cannot_record_spikes(tmp_path, make_experiment, hhc_main):
+def test_a_cell_without_a_threshold_cannot_record_spikes(tmp_path, make_experiment, cli):
     model = chan(tmp_path, cell_text("    channels K\n    input Iapp : current\n    initial { v = -65 mV }"))
     exp = make_experiment(model=model, record={"spikes": "all"})
-    code, _, err = hhc_main("run", exp, "--out", tmp_path / "out")
+    code, _, err = cli.here("run", exp, "--out", tmp_path / "out")
     assert_clean_error(code, err, "spike when", "threshold")
 
 
-def test_an_unwritable_out_folder_is_a_clean_error(tiny_experiment, hhc_main):
-    code, _, err = hhc_main("run", tiny_experiment(), "--out", "/proc/hhc-test/out")
+def test_an_unwritable_out_folder_is_a_clean_error(tiny_experiment, cli):
+    code, _, err = cli.here("run", tiny_experiment(), "--out", "/proc/hhc-test/out")
     assert_clean_error(code, err, "/proc/hhc-test/out")
 
 
-def test_mpi_on_brian2_is_refused(tiny_experiment, hhc_main, tmp_path):
-    code, _, err = hhc_main("run", tiny_experiment(), "--mpi", "2", "--out", tmp_path / "out")
+def test_mpi_on_brian2_is_refused(tiny_experiment, cli, tmp_path):
+    code, _, err = cli.here("run", tiny_experiment(), "--mpi", "2", "--out", tmp_path / "out")
     assert_clean_error(code, err, "--mpi", "brian2")
     assert not (tmp_path / "out").exists()
 
 
-def test_an_absurd_thread_count_is_refused(tiny_experiment, hhc_main, tmp_path):
-    code, _, err = hhc_main("run", tiny_experiment(), "--threads", "99999", "--out", tmp_path / "out")
+def test_an_absurd_thread_count_is_refused(tiny_experiment, cli, tmp_path):
+    code, _, err = cli.here("run", tiny_experiment(), "--threads", "99999", "--out", tmp_path / "out")
     assert_clean_error(code, err, "99999 threads", "cores")
 
 
@@ -694,7 +679,7 @@ def test_ctrl_c_stops_the_run_and_resume_gives_the_uninterrupted_result(interrup
 
 @pytest.mark.slow
 @pytest.mark.parametrize("edit", ["channel-gbar", "cell-override"])
-def test_resume_after_the_model_changed_is_refused(interrupted, standalone, hhc_main, tmp_path, edit):
+def test_resume_after_the_model_changed_is_refused(interrupted, standalone, cli, tmp_path, edit):
     """Segments of the model as it was are not continued with the model as it is: the run would mix
     two models' data. The edit is undone afterwards (the model copy is shared by this module)."""
     run_dir = copy_run(interrupted[0], tmp_path / "run")
@@ -707,7 +692,7 @@ def test_resume_after_the_model_changed_is_refused(interrupted, standalone, hhc_
     assert edited != original
     try:
         target.write_text(edited)
-        code, _, err = hhc_main("run", "--resume", run_dir)
+        code, _, err = cli.here("run", "--resume", run_dir)
     finally:
         target.write_text(original)
     assert_clean_error(code, err, "different run", "model")
@@ -715,21 +700,21 @@ def test_resume_after_the_model_changed_is_refused(interrupted, standalone, hhc_
 
 
 @pytest.mark.slow
-def test_resume_names_a_truncated_segment_file(interrupted, hhc_main, tmp_path):
+def test_resume_names_a_truncated_segment_file(interrupted, cli, tmp_path):
     run_dir = copy_run(interrupted[0], tmp_path / "run")
     entry = json.loads((run_dir / "segments" / "manifest.json").read_text())["segments"][0]
     segment = run_dir / "segments" / entry["file"]
     segment.write_bytes(segment.read_bytes()[: segment.stat().st_size // 2])
-    code, _, err = hhc_main("run", "--resume", run_dir)
+    code, _, err = cli.here("run", "--resume", run_dir)
     assert_clean_error(code, err, str(segment))
     assert not (run_dir / "meta.json").exists()
 
 
 @pytest.mark.slow
-def test_resume_names_a_corrupt_segment_manifest(interrupted, hhc_main, tmp_path):
+def test_resume_names_a_corrupt_segment_manifest(interrupted, cli, tmp_path):
     run_dir = copy_run(interrupted[0], tmp_path / "run")
     manifest = run_dir / "segments" / "manifest.json"
     manifest.write_text(manifest.read_text()[:40])
-    code, _, err = hhc_main("run", "--resume", run_dir)
+    code, _, err = cli.here("run", "--resume", run_dir)
     assert_clean_error(code, err, str(manifest))
     assert not (run_dir / "meta.json").exists()
