@@ -1,7 +1,7 @@
 """NeuroML2/LEMS backend, the jNeuroML and NEURON runners, and `hhc import`.
 
 Agreement tolerance (slow tests): same spike count as Brian2 (rk4, dt 0.01 ms, which matched a
-dt 0.001 ms reference to <= 0.05 ms, DESIGN.md) and every spike time within SPIKE_TOL = 1 ms.
+dt 0.001 ms reference to <= 0.05 ms, measured) and every spike time within SPIKE_TOL = 1 ms.
 jNeuroML integrates with forward Euler and NEURON (fixed step) with implicit Euler: both are first
 order, so their error is a phase drift that grows spike by spike. At dt 0.001 ms we measured, over
 16 Kenyon-cell spikes in 200 ms at 18 pA, a largest difference of 0.58 ms (jNeuroML) and 0.22 ms
@@ -179,7 +179,7 @@ def test_import_a_file_hhc_did_not_write():
 
 
 def test_import_the_reference_kenyon_cell():
-    # a copy of shared/reference/kc_density.nml, the hand-checked NeuroML Kenyon cell
+    # tests/data/kc_density.nml: a hand-checked NeuroML Kenyon cell
     chan = import_text((DATA / "kc_density.nml").read_text(), "kc_density.nml")
     cell = compile_text(chan, "kc.chan").cell("kc")
     ours = load_model(KENYON).cell()
