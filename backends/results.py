@@ -274,16 +274,24 @@ class Results:
             return float(self.meta["duration"])
         return float(self.spike_t.max()) if self.spike_t.size else 0.0
 
-    def phase_starts(self) -> list[float]:
-        """Start times of the protocol phases (meta.json 'protocol'), or [] if unknown."""
+    def phases(self) -> list[tuple[float, float, dict[str, float]]]:
+        """(start, stop, inputs) of each protocol phase (meta.json 'protocol'), or [] if unknown."""
         phases = self.meta.get("protocol")
         if not isinstance(phases, list) or not phases:
             return []
+        out, t = [], 0.0
         try:
-            durations = [float(p["duration"]) for p in phases]
-        except (TypeError, KeyError, ValueError):
+            for p in phases:
+                inputs = {k: float(v) for k, v in dict(p.get("inputs", {})).items()}
+                out.append((t, t + float(p["duration"]), inputs))
+                t += float(p["duration"])
+        except (TypeError, KeyError, ValueError, AttributeError):
             return []
-        return [0.0] + list(np.cumsum(durations)[:-1])
+        return out
+
+    def phase_starts(self) -> list[float]:
+        """Start times of the protocol phases, or [] if unknown."""
+        return [start for start, _, _ in self.phases()]
 
     def trains_for(self, neurons: np.ndarray) -> list[np.ndarray]:
         """Sorted spike times (s) of each of `neurons`, in their order (empty for a silent one)."""

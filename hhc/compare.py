@@ -291,25 +291,10 @@ class PairComparison:
                          if c.first_diff is not None and (marginal is None or c.marginal == marginal)])
 
 
-def _phases(r: Results):
-    """[(start, stop, inputs)] of the run's protocol (meta.json), or None when not recorded."""
-    phases = r.meta.get("protocol")
-    if not isinstance(phases, list) or not phases:
-        return None
-    out, t = [], 0.0
-    try:
-        for p in phases:
-            out.append((t, t + float(p["duration"]), {k: float(v) for k, v in dict(p.get("inputs", {})).items()}))
-            t += float(p["duration"])
-    except (TypeError, KeyError, ValueError):
-        return None
-    return out
-
-
 def _protocol_difference(ra: Results, rb: Results, t_end: float) -> str | None:
     """Where the two protocols drive the cells differently within the first t_end seconds."""
-    pa, pb = _phases(ra), _phases(rb)
-    if pa is None or pb is None:
+    pa, pb = ra.phases(), rb.phases()
+    if not pa or not pb:
         return None
     edges = sorted({x for s, e, _ in pa + pb for x in (s, e) if x < t_end - 1e-12} | {0.0})
     for t in edges:
