@@ -14,7 +14,7 @@ from .results import RunResult
 
 _REGISTRY: dict[str, type[Backend]] = {}
 # shared parts of the contract, not targets
-_NOT_TARGETS = {"base", "cache", "codegen", "results", "segments"}
+_NOT_TARGETS = {"base", "cache", "codegen", "results", "segments", "reference_c"}
 
 
 def _discover():

@@ -84,6 +84,12 @@ class Backend(ABC):
         return {"baseline": 0, "state": 0, "segment": None}
 
     @classmethod
+    def full_sample_device(cls, device: str | None, steps: int) -> str | None:
+        """Where the accuracy advisor runs a small sample for `steps` time steps (a whole protocol)
+        for an experiment on `device`: the cheapest place that computes what the experiment will."""
+        return cls.capabilities.advise_device
+
+    @classmethod
     def unavailable_reason(cls) -> str | None:
         """None when the simulator can run on this machine, else what is missing."""
         return None

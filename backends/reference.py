@@ -4,6 +4,9 @@ by SciPy, one neuron at a time.
 ``scipy.integrate.solve_ivp`` (DOP853 by default) runs at a tight relative tolerance, neuron by
 neuron so that the step control follows each neuron alone. Spikes are upward crossings of the cell's
 threshold located by the solver's event root-finding on its dense output (not rounded to a grid).
+The same events find each spike's peak (its overshoot above the threshold) and the peaks that come
+within NEAR_MISS_RECORDED below the threshold without crossing it (near misses): the results'
+Crossings, which `hhc compare` uses to recognise crossings no integrator can decide.
 Neurons whose initial state and inputs are identical follow identical trajectories: they are
 integrated once (``distinct_trajectories`` in the meta).
 
@@ -28,7 +31,7 @@ from hhc.compiler import ir, rhs as ir_rhs, units
 from hhc.compiler.errors import HHCError
 
 from .base import Backend, Capabilities, EmitOptions
-from .results import RunResult, TraceGroup
+from .results import NEAR_MISS_RECORDED, Crossings, RunResult, TraceGroup
 
 DEFAULT_METHOD = "DOP853"
 DEFAULT_RTOL = 1e-9
@@ -179,26 +182,57 @@ def trace_times(exp, duration: float, interval: float | None) -> np.ndarray:
 def integrate(rhs: RHS, y0, protocol, inputs_of, *, method=DEFAULT_METHOD, rtol=DEFAULT_RTOL,
               t_eval=None, max_step=None):
     """One neuron through the protocol phases. Returns (spike_times, samples (len(t_eval), n_states),
-    stats)."""
+    info): info holds the solver's nfev and, when the cell has a threshold, what is known about it
+    (see Crossings): ``overshoot`` (V, each spike's peak - threshold, in the order of the spikes),
+    ``near_t`` and ``near_peak`` (s, V: the maxima of v less than NEAR_MISS_RECORDED below the
+    threshold that did not cross it).
+
+    solve_ivp's events find the upward crossings (spikes), the downward crossings (the end of each
+    spike's excursion) and the maxima of v (dv/dt = 0, falling) in the band where a peak is recorded;
+    a spike's peak is the highest v between its upward crossing and the next downward one (or the end
+    of the run), across protocol phases (the state at each phase boundary counts too)."""
     from scipy.integrate import solve_ivp
     y = np.asarray(y0, dtype=float).copy()
     atol = rtol * np.array([V_SCALE] + [1.0] * (len(y) - 1))
     spikes: list[float] = []
     t_eval = np.zeros(0) if t_eval is None else np.asarray(t_eval, dtype=float)
     samples = np.full((len(t_eval), len(y)), np.nan)
+    th = rhs.threshold
+    band = None if th is None else th - NEAR_MISS_RECORDED     # maxima above this are located
+    overshoot: list[float] = []
+    near_t: list[float] = []
+    near_peak: list[float] = []
+    # the excursion above the threshold the neuron is in: None (below), -1 (above since the start:
+    # no spike), else the index of its spike; peak: the highest v of that excursion so far
+    excursion = -1 if th is not None and y[0] > th else None
+    peak = -math.inf
     t = 0.0
     nfev = 0
+
+    def close():
+        if excursion is not None and excursion >= 0:
+            overshoot[excursion] = max(peak - th, 0.0)
+
     for k, phase in enumerate(protocol):
         t_end = t + phase.duration
         inputs = inputs_of(phase)
+        fun = rhs.fun(inputs)
         events = None
-        if rhs.threshold is not None:
-            th = rhs.threshold
-
-            def crossing(t_, y_, _th=th):
+        if th is not None:
+            def up(t_, y_, _th=th):
                 return y_[0] - _th
-            crossing.direction = 1.0
-            events = crossing
+            up.direction = 1.0
+
+            def down(t_, y_, _th=th):
+                return y_[0] - _th
+            down.direction = -1.0
+
+            def top(t_, y_, _band=band, _fun=fun):
+                # dv/dt where a peak is recorded, a positive constant below that band: only the
+                # maxima inside it are located (no root-finding on every ripple of a resting v)
+                return _fun(t_, y_)[0] if y_[0] > _band else 1.0
+            top.direction = -1.0
+            events = [up, top, down]          # at equal times: a crossing up, its peak, down
         last = k == len(protocol) - 1
         in_phase = (t_eval >= t - 1e-15) & ((t_eval < t_end - 1e-15) | (last & (t_eval <= t_end + 1e-15)))
         idx = np.flatnonzero(in_phase)
@@ -213,19 +247,50 @@ def integrate(rhs: RHS, y0, protocol, inputs_of, *, method=DEFAULT_METHOD, rtol=
         with_end = not (len(ts) and ts[-1] >= t_end - 1e-15)
         if with_end:
             ts = np.append(ts, t_end)
-        sol = solve_ivp(rhs.fun(inputs), (t, t_end), y, method=method, rtol=rtol, atol=atol,
+        sol = solve_ivp(fun, (t, t_end), y, method=method, rtol=rtol, atol=atol,
                         events=events, t_eval=ts, **extra)
         if sol.status < 0:
             raise HHCError(f"the reference solver {method} failed at t = {sol.t[-1]:.6g} s: {sol.message}")
         nfev += sol.nfev
-        if events is not None:
-            # a crossing exactly at a phase start was already counted at the end of the last phase
-            spikes.extend(float(s) for s in sol.t_events[0] if s > t + 1e-12 or k == 0)
         if len(idx):
             samples[idx] = sol.y[:, :len(idx)].T
         y = sol.y[:, -1].copy()
+        if events is not None:
+            # an event exactly at a phase start was already handled at the end of the last phase
+            found = sorted((float(te), kind, float(ye[0]))
+                           for kind in range(3) for te, ye in zip(sol.t_events[kind], sol.y_events[kind])
+                           if te > t + 1e-12 or k == 0)
+            for te, kind, v in found:
+                if kind == 0:                          # upward crossing: a spike
+                    close()
+                    spikes.append(te)
+                    overshoot.append(0.0)
+                    excursion, peak = len(spikes) - 1, th
+                elif kind == 1:                        # a maximum of v in the band
+                    if excursion is not None:
+                        peak = max(peak, v)
+                    elif v < th:
+                        near_t.append(te)
+                        near_peak.append(v)
+                else:                                  # downward crossing: the excursion ends
+                    close()
+                    excursion, peak = None, -math.inf
+            v_end = float(y[0])
+            if excursion is not None:                  # the excursion goes on into the next phase
+                peak = max(peak, v_end)
+            elif not last and band < v_end < th:
+                # a maximum at the phase boundary itself: rising before it, falling after it
+                after = rhs.fun(inputs_of(protocol[k + 1]))(t_end, y)[0]
+                if after < 0 < fun(t_end, y)[0]:
+                    near_t.append(t_end)
+                    near_peak.append(v_end)
         t = t_end
-    return np.asarray(spikes), samples, {"nfev": int(nfev)}
+    close()
+    info = {"nfev": int(nfev)}
+    if th is not None:
+        info.update(overshoot=np.asarray(overshoot, dtype=float), near_t=np.asarray(near_t, dtype=float),
+                    near_peak=np.asarray(near_peak, dtype=float))
+    return np.asarray(spikes), samples, info
 
 
 def _check(method: str, rtol: float) -> None:
@@ -237,10 +302,11 @@ def _check(method: str, rtol: float) -> None:
 
 def _solve(exp, rhs: RHS, neurons, traced, t_eval, *, method, rtol, progress=None):
     """Integrate the given neurons of a resolved experiment, each once per distinct (initial state,
-    inputs). Traced neurons are sampled at t_eval. Returns ({neuron: (spike times, samples)}, stats)."""
+    inputs). Traced neurons are sampled at t_eval. Returns ({neuron: (spike times, samples, info)},
+    stats); info is integrate's (overshoots and near misses)."""
     y0_all = initial_matrix(exp, rhs)
     no_samples = np.zeros(0)
-    cache: dict = {}              # (initial state, inputs) -> (spike times, samples, sampled)
+    cache: dict = {}              # (initial state, inputs) -> (spike times, samples, info, sampled)
     out, nfev, runs = {}, 0, 0
     for k, n in enumerate(neurons):
         n = int(n)
@@ -248,17 +314,32 @@ def _solve(exp, rhs: RHS, neurons, traced, t_eval, *, method, rtol, progress=Non
         sampled = n in traced
         per_neuron_inputs = [tuple(_phase_inputs(p, rhs, n, exp.size)) for p in exp.protocol]
         key = (tuple(np.round(y0, 15)), tuple(per_neuron_inputs))
-        if key not in cache or sampled and not cache[key][2]:
+        if key not in cache or sampled and not cache[key][3]:
             phase_inputs = dict(zip(map(id, exp.protocol), per_neuron_inputs))
             times, samples, info = integrate(rhs, y0, exp.protocol, lambda p: phase_inputs[id(p)], method=method,
                                              rtol=rtol, t_eval=t_eval if sampled else no_samples)
-            cache[key] = (times, samples, sampled)
+            cache[key] = (times, samples, info, sampled)
             nfev += info["nfev"]
             runs += 1
-        out[n] = cache[key][:2]
+        out[n] = cache[key][:3]
         if progress is not None:
             progress(k + 1, len(neurons))
     return out, {"distinct_trajectories": runs, "nfev": nfev}
+
+
+def _crossings(rhs: RHS, solved, neurons) -> Crossings | None:
+    """The crossings of `neurons` (overshoots in the order of their spikes: neuron by neuron, each in
+    time order, as their spikes are concatenated), or None when the cell has no threshold."""
+    if rhs.threshold is None:
+        return None
+    infos = [solved[int(n)][2] for n in neurons]
+    empty = [np.zeros(0)]
+    return Crossings(rhs.threshold,
+                     np.concatenate([i["overshoot"] for i in infos] or empty),
+                     np.concatenate([np.full(len(i["near_t"]), int(n), np.int64) for n, i in zip(neurons, infos)]
+                                    or [np.zeros(0, np.int64)]),
+                     np.concatenate([i["near_t"] for i in infos] or empty),
+                     np.concatenate([i["near_peak"] for i in infos] or empty))
 
 
 def _meta(method, rtol, stats, wall) -> dict:
@@ -266,6 +347,7 @@ def _meta(method, rtol, stats, wall) -> dict:
     return {"backend": "reference", "device": "scipy", "method": f"scipy.solve_ivp/{method}",
             "solver": method, "rtol": rtol, "atol_v": rtol * V_SCALE, "atol_gates": rtol,
             "spike_detection": "upward threshold crossing located by solve_ivp events",
+            "peak_detection": "maxima of v (dv/dt = 0) and downward crossings located by solve_ivp events",
             "distinct_trajectories": stats["distinct_trajectories"], "nfev": stats["nfev"],
             "wall_time_s": wall, "scipy_version": scipy.__version__, "dt": None}
 
@@ -274,7 +356,9 @@ def compute_reference(exp, cell, neurons, *, method=DEFAULT_METHOD, rtol=DEFAULT
                       variables=("v",), interval=None, progress=None):
     """Reference spikes and traces for some neurons of a resolved experiment: a dict with spike_i
     (original indices), spike_t, traces (one TraceGroup of `variables` for all the neurons, at
-    `interval` inside the experiment's trace windows) and meta (with sample_neurons)."""
+    `interval` inside the experiment's trace windows), crossings (Crossings: each spike's overshoot,
+    in the order of spike_i/spike_t, and the near misses; None for a cell without threshold) and meta
+    (with sample_neurons)."""
     _check(method, rtol)
     rhs = build_rhs(cell, jacobian=method in IMPLICIT)
     for var in variables:
@@ -288,7 +372,7 @@ def compute_reference(exp, cell, neurons, *, method=DEFAULT_METHOD, rtol=DEFAULT
     wall = time.perf_counter() - started
     spike_i, spike_t = [], []
     for n in neurons:
-        times, _ = solved[int(n)]
+        times = solved[int(n)][0]
         spike_i.extend([int(n)] * len(times))
         spike_t.extend(times.tolist())
     groups = []
@@ -299,7 +383,7 @@ def compute_reference(exp, cell, neurons, *, method=DEFAULT_METHOD, rtol=DEFAULT
     meta = _meta(method, rtol, stats, wall)
     meta["sample_neurons"] = neurons.tolist()
     return {"spike_i": np.asarray(spike_i, dtype=np.int64), "spike_t": np.asarray(spike_t, dtype=float),
-            "traces": groups, "meta": meta}
+            "traces": groups, "crossings": _crossings(rhs, solved, neurons), "meta": meta}
 
 
 def run_reference(cell, exp, progress=None) -> RunResult:
@@ -331,13 +415,15 @@ def run_reference(cell, exp, progress=None) -> RunResult:
                              [np.zeros(0, np.int64)])
     spike_t = np.concatenate([solved[int(n)][0] for n in spiking] or [np.zeros(0)])
     order = np.lexsort((spike_i, spike_t))
+    crossings = _crossings(rhs, solved, spiking)
     groups = []
     for tr, grid in zip(exp.traces, grids):
         rows = np.searchsorted(t_all, grid)
         groups.append(TraceGroup(grid, np.asarray(tr.neurons, dtype=np.int64), {
             var: np.stack([solved[int(n)][1][rows, rhs.states.index(var)] for n in tr.neurons], axis=1)
             for var in tr.variables}))
-    return RunResult(spike_i[order], spike_t[order], groups, _meta(method, DEFAULT_RTOL, stats, wall))
+    return RunResult(spike_i[order], spike_t[order], groups, _meta(method, DEFAULT_RTOL, stats, wall),
+                     crossings=None if crossings is None else crossings.reordered(order))
 
 
 class ReferenceBackend(Backend):

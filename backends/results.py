@@ -4,7 +4,10 @@ A result directory holds three files:
 
 ``spikes.npz``
     ``i`` (int64 neuron index) and ``t`` (float64, seconds), one entry per spike, in the order
-    the simulator reported them.
+    the simulator reported them. A run that knows the threshold at each spike (the reference:
+    Crossings) adds ``overshoot`` (V, one per spike, aligned with ``i``/``t``) and its near misses
+    ``near_i``, ``near_t``, ``near_peak``; meta.json then says ``"crossings": {"threshold": ...,
+    "recorded_below": ...}``.
 ``traces.npz``
     Recorded state variables, in trace groups. A group is a time axis ``t`` (seconds), the
     recorded ``neurons`` (indices) and one 2-D array per variable, shape ``(len(t), len(neurons))``
@@ -39,6 +42,56 @@ META_FILE = "meta.json"
 
 # Keys with this suffix belong to trace group k >= 1.
 _GROUP_SUFFIX = re.compile(r"^(?P<name>.+)__(?P<group>[1-9][0-9]*)$")
+
+# Peaks that come this close below the threshold (V) without crossing it are recorded as near misses.
+NEAR_MISS_RECORDED = 2e-3
+_CROSSING_KEYS = ("overshoot", "near_i", "near_t", "near_peak")
+
+
+@dataclass
+class Crossings:
+    """What a reference knows about the threshold at each spike: how far above the threshold each spike's peak went
+    (one per spike, in the order of the spikes it accompanies) and the peaks that came close below it without crossing."""
+    threshold: float                # V
+    overshoot: np.ndarray           # V, peak - threshold, one per spike (>= 0)
+    near_i: np.ndarray              # int64 neuron index of each near miss
+    near_t: np.ndarray              # s, time of the near-miss peak
+    near_peak: np.ndarray           # V, the peak value (below threshold)
+    recorded_below: float = NEAR_MISS_RECORDED   # V: near misses are recorded down to threshold - this
+
+    def __post_init__(self) -> None:
+        self.threshold = float(self.threshold)
+        self.recorded_below = float(self.recorded_below)
+        self.overshoot = np.asarray(self.overshoot, dtype=np.float64).reshape(-1)
+        self.near_i = np.asarray(self.near_i, dtype=np.int64).reshape(-1)
+        self.near_t = np.asarray(self.near_t, dtype=np.float64).reshape(-1)
+        self.near_peak = np.asarray(self.near_peak, dtype=np.float64).reshape(-1)
+        if not len(self.near_i) == len(self.near_t) == len(self.near_peak):
+            raise HHCError(f"near misses: {len(self.near_i)} neuron indices, {len(self.near_t)} times and "
+                           f"{len(self.near_peak)} peaks")
+
+    def reordered(self, order) -> "Crossings":
+        """The same crossings with the overshoots in the spikes' new order (spikes[order])."""
+        return Crossings(self.threshold, self.overshoot[np.asarray(order)], self.near_i, self.near_t,
+                         self.near_peak, self.recorded_below)
+
+
+def ill_conditioned(spike_i, spike_t, crossings: Crossings, margin: float):
+    """Threshold crossings within `margin` (V) of the threshold: the spikes whose peak went less than
+    margin above it and the near misses whose peak stayed less than margin below it. Returns numpy
+    arrays (neuron, time in s, distance = peak - threshold in V, signed), sorted by neuron then time.
+    Near misses are known only down to threshold - crossings.recorded_below."""
+    spike_i = np.asarray(spike_i, dtype=np.int64).reshape(-1)
+    spike_t = np.asarray(spike_t, dtype=np.float64).reshape(-1)
+    if len(crossings.overshoot) != len(spike_i):
+        raise HHCError(f"{len(crossings.overshoot)} overshoots for {len(spike_i)} spikes")
+    low = crossings.overshoot < margin
+    near = crossings.threshold - crossings.near_peak < margin
+    i = np.concatenate([spike_i[low], crossings.near_i[near]])
+    t = np.concatenate([spike_t[low], crossings.near_t[near]])
+    d = np.concatenate([crossings.overshoot[low], crossings.near_peak[near] - crossings.threshold])
+    order = np.lexsort((t, i))
+    return i[order], t[order], d[order]
 
 
 @dataclass
@@ -86,6 +139,7 @@ class RunResult:
     spike_t: np.ndarray | "ChunkedArray"
     traces: list[TraceGroup] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    crossings: Crossings | None = None     # overshoots aligned with spike_i/spike_t, and near misses
 
     def __post_init__(self) -> None:
         if not isinstance(self.spike_i, ChunkedArray):
@@ -94,6 +148,8 @@ class RunResult:
             self.spike_t = np.asarray(self.spike_t, dtype=np.float64).reshape(-1)
         if len(self.spike_i) != len(self.spike_t):
             raise HHCError(f"{len(self.spike_i)} spike indices but {len(self.spike_t)} spike times")
+        if self.crossings is not None and len(self.crossings.overshoot) != len(self.spike_t):
+            raise HHCError(f"{len(self.crossings.overshoot)} overshoots for {len(self.spike_t)} spikes")
         self.traces = [TraceGroup.coerce(g) for g in self.traces]
 
     @property
@@ -103,7 +159,8 @@ class RunResult:
     def write(self, out_dir: str | os.PathLike, meta: Mapping[str, Any] | None = None) -> Path:
         """Write in hhc's one result format; `meta` is merged over the backend's own."""
         return write_results(out_dir, spike_i=self.spike_i, spike_t=self.spike_t, traces=self.traces,
-                             meta={**(meta or {}), **self.meta} if meta is not None else self.meta)
+                             meta={**(meta or {}), **self.meta} if meta is not None else self.meta,
+                             crossings=self.crossings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,10 +242,13 @@ def write_results(
     spike_t: Iterable[float] | np.ndarray,
     traces: Iterable[TraceGroup | Mapping[str, Any]] = (),
     meta: Mapping[str, Any] | None = None,
+    crossings: Crossings | None = None,
 ) -> Path:
     """Write spikes.npz, traces.npz and meta.json into out_dir (created if needed).
 
-    spike_t is in seconds. Returns the directory as a Path.
+    spike_t is in seconds. crossings (optional): each spike's overshoot, aligned with spike_i/spike_t
+    as given, and the near misses; meta's "crossings" entry follows it (set, or removed when None).
+    Returns the directory as a Path.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,15 +259,24 @@ def write_results(
         spike_t = np.asarray(spike_t, dtype=np.float64).reshape(-1)
     if len(spike_i) != len(spike_t):
         raise HHCError(f"{len(spike_i)} spike indices but {len(spike_t)} spike times")
+    spike_arrays = {"i": spike_i, "t": spike_t}
+    meta = dict(meta or {})
+    meta.pop("crossings", None)       # describes the arrays below: only when they are written
+    if crossings is not None:
+        if len(crossings.overshoot) != len(spike_t):
+            raise HHCError(f"{len(crossings.overshoot)} overshoots for {len(spike_t)} spikes")
+        spike_arrays.update(overshoot=crossings.overshoot, near_i=crossings.near_i, near_t=crossings.near_t,
+                            near_peak=crossings.near_peak)
+        meta["crossings"] = {"threshold": crossings.threshold, "recorded_below": crossings.recorded_below}
     groups = [TraceGroup.coerce(g) for g in traces]
     trace_arrays = _trace_arrays(groups)
     # Serialise meta before touching any file, so a bad meta leaves no partial result behind.
     try:
-        meta_text = json.dumps(dict(meta or {}), indent=2, sort_keys=True) + "\n"
+        meta_text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     except TypeError as err:
         raise HHCError(f"run metadata is not JSON-serialisable: {err}") from None
 
-    _atomic_write(out / SPIKES_FILE, lambda f: _write_npz(f, {"i": spike_i, "t": spike_t}))
+    _atomic_write(out / SPIKES_FILE, lambda f: _write_npz(f, spike_arrays))
     _atomic_write(out / TRACES_FILE, lambda f: _write_npz(f, trace_arrays))
     _atomic_write(out / META_FILE, lambda f: f.write(meta_text.encode("utf-8")))
     return out
@@ -226,6 +295,7 @@ class Results:
     traces: list[TraceGroup]
     meta: dict[str, Any]
     path: Path | None = None
+    crossings: Crossings | None = None     # overshoots aligned with spike_i/spike_t (as stored); None if not recorded
 
     def spike_counts(self, n_neurons: int | None = None) -> np.ndarray:
         """Spikes per neuron, indexed by neuron. n_neurons defaults to meta['n_neurons'] if
@@ -347,8 +417,15 @@ def load_results(path: str | os.PathLike) -> Results:
         with np.load(directory / SPIKES_FILE, allow_pickle=False) as spikes:
             spike_i = np.asarray(spikes["i"], dtype=np.int64)
             spike_t = np.asarray(spikes["t"], dtype=np.float64)
+            crossing_arrays = ({key: np.asarray(spikes[key]) for key in _CROSSING_KEYS}
+                               if all(key in spikes.files for key in _CROSSING_KEYS) else None)
         if spike_i.shape != spike_t.shape:
             raise ValueError(f"{len(spike_i)} neuron indices but {len(spike_t)} times")
+        if crossing_arrays is not None:
+            if crossing_arrays["overshoot"].shape != spike_t.shape:
+                raise ValueError(f"{crossing_arrays['overshoot'].size} overshoots for {spike_t.size} spikes")
+            if not crossing_arrays["near_i"].shape == crossing_arrays["near_t"].shape == crossing_arrays["near_peak"].shape:
+                raise ValueError("near-miss arrays of different lengths")
     except damaged as err:
         raise HHCError(f"the spike file {directory / SPIKES_FILE} is damaged ({type(err).__name__}: {err})") from None
     try:
@@ -362,10 +439,20 @@ def load_results(path: str | os.PathLike) -> Results:
             raise ValueError("not a JSON object")
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise HHCError(f"the run description {directory / META_FILE} is damaged ({err})") from None
+    crossings = None
+    described = meta.get("crossings")
+    if crossing_arrays is not None and isinstance(described, dict) and described.get("threshold") is not None:
+        try:
+            crossings = Crossings(float(described["threshold"]), crossing_arrays["overshoot"],
+                                  crossing_arrays["near_i"], crossing_arrays["near_t"], crossing_arrays["near_peak"],
+                                  float(described.get("recorded_below", NEAR_MISS_RECORDED)))
+        except (TypeError, ValueError) as err:
+            raise HHCError(f"the crossings in {directory / META_FILE} are damaged ({err})") from None
     return Results(
         spike_i=spike_i,
         spike_t=spike_t,
         traces=_read_traces(trace_arrays, directory / TRACES_FILE),
         meta=meta,
         path=directory,
+        crossings=crossings,
     )

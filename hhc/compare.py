@@ -28,6 +28,13 @@ agreement between different things:
 The count check counts unmatched spikes: a spike without a partner within ``window`` in the other
 run, except in the last ``window`` of the common time span (its partner may fall just after the
 end). Matched spikes are judged by their time difference instead.
+
+*Ill-conditioned threshold crossings.* A run that records how far each spike's peak went above the
+threshold and the peaks that came close below it (the SciPy reference: Crossings in its results)
+shows which crossings no integrator can decide: a peak within ``crossing_margin`` of the threshold
+is a spike in one run and none in another by rounding alone. Spikes of either run within ``window``
+of such a crossing are listed and left out of the count, first-spike and spike-time judgement (they
+stay in the results and in the spike counts shown).
 """
 from __future__ import annotations
 
@@ -41,7 +48,7 @@ import numpy as np
 
 from hhc.compiler.errors import HHCError
 from hhc import plot
-from hhc.backends.results import Results, load_results
+from hhc.backends.results import Results, ill_conditioned, load_results
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class Tolerances:
     trace_rms_other: float = 0.02        # subthreshold RMS difference of dimensionless states (gates)
     trace_spike_mask: float = 3e-3       # samples this close to a spike of either run are not judged
     population_sign_p: float = 0.01      # marginal count differences this one-sided (sign test) disagree
+    crossing_margin: float = 0.5e-3      # a peak this close to the threshold (V) is an ill-conditioned crossing
     allow_different_experiments: bool = False   # different cells, populations, protocols: notes, not failures
 
     def describe(self) -> list[tuple[str, str]]:
@@ -80,6 +88,9 @@ class Tolerances:
              f"the RMS over all samples is reported (spike-time shifts dominate it)"),
             ("marginal count differences, all neurons together", f"not one-sided (sign test p >= "
                                                                   f"{self.population_sign_p:g})"),
+            ("threshold crossings", f"within {self.crossing_margin * 1e3:g} mV of the threshold (peak) are "
+                                    f"ill-conditioned: listed, not judged (needs a run that records crossings: "
+                                    f"the reference)"),
             ("experiment (cell, model, population, protocol, initial values, duration)",
              "noted only" if self.allow_different_experiments else "the same in both runs"),
         ]
@@ -144,18 +155,37 @@ class NeuronComparison:
     unmatched_b: int
     marginal: bool
     failures: list[str] = field(default_factory=list)
+    ill_conditioned: int = 0             # spikes (of A and B) left out of judgement: near an ill-conditioned crossing
 
     @property
     def max_abs_diff(self) -> float:
         return float(np.max(np.abs(self.matched_diffs))) if len(self.matched_diffs) else 0.0
 
 
+def _near_any(times: np.ndarray, events: np.ndarray, window: float) -> np.ndarray:
+    """Which of the sorted `times` lie within `window` of one of the sorted `events`."""
+    if not len(events) or not len(times):
+        return np.zeros(len(times), bool)
+    j = _nearest(events, times)
+    return np.abs(events[j] - times) <= window
+
+
 def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol: Tolerances,
-                   phase_starts=None) -> NeuronComparison:
+                   phase_starts=None, ignore=None) -> NeuronComparison:
+    """One neuron's trains. ignore: times (s) of ill-conditioned threshold crossings of this neuron;
+    spikes of either train within tol.window of one are counted but not judged."""
     a = np.sort(np.asarray(a, float))
     b = np.sort(np.asarray(b, float))
     a = a[a <= t_end]
     b = b[b <= t_end]
+    count_a, count_b = len(a), len(b)
+    marginal = is_marginal(a, b, tol, phase_starts)
+    left_out = 0
+    if ignore is not None and len(ignore):
+        events = np.sort(np.asarray(ignore, float))
+        out_a, out_b = _near_any(a, events, tol.window), _near_any(b, events, tol.window)
+        left_out = int(out_a.sum() + out_b.sum())
+        a, b = a[~out_a], b[~out_b]
     ia, ib = match_spikes(a, b, tol.window)
     diffs = b[ib] - a[ia]
     # an unmatched spike within the window before the end may have its partner just after the end
@@ -164,14 +194,14 @@ def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol:
     only_b = np.setdiff1d(np.arange(len(b)), ib)
     count_diff = int(np.sum(b[only_b] < edge)) - int(np.sum(a[only_a] < edge))
     first = float(b[0] - a[0]) if len(a) and len(b) else None
-    marginal = is_marginal(a, b, tol, phase_starts)
-    c = NeuronComparison(neuron, len(a), len(b), count_diff, first, diffs, len(a) - len(ia), len(b) - len(ib),
-                         marginal)
+    c = NeuronComparison(neuron, count_a, count_b, count_diff, first, diffs, len(a) - len(ia), len(b) - len(ib),
+                         marginal, ill_conditioned=left_out)
     max_count = tol.marginal_count if marginal else tol.count
     max_first = tol.marginal_first_spike if marginal else tol.first_spike
     max_time = tol.marginal_spike_time if marginal else tol.spike_time
     if abs(count_diff) > max_count:
-        c.failures.append(f"spike count {len(a)} vs {len(b)}")
+        c.failures.append(f"spike count {count_a} vs {count_b}" +
+                          (f" ({left_out} near ill-conditioned crossings not judged)" if left_out else ""))
     if first is not None and abs(first) > max_first and min(a[0], b[0]) < edge:
         c.failures.append(f"first spike {a[0] * 1e3:.4f} vs {b[0] * 1e3:.4f} ms (diff {first * 1e3:+.4f} ms)")
     if len(diffs) and c.max_abs_diff > max_time:
@@ -260,6 +290,14 @@ class PairComparison:
     notes: list[str] = field(default_factory=list)
     vp_distance: dict | None = None
     population_failures: list[str] = field(default_factory=list)   # judged on the pair as a whole
+    # ill-conditioned threshold crossings (neuron, time s, peak - threshold V), listed and not judged;
+    # None when neither run records crossings
+    ill_conditioned: list[tuple[int, float, float]] | None = None
+
+    @property
+    def ill_conditioned_spikes(self) -> int:
+        """Spikes of A and B left out of judgement near an ill-conditioned crossing."""
+        return sum(c.ill_conditioned for c in self.per_neuron)
 
     @property
     def regular(self):
@@ -369,16 +407,45 @@ def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), la
     trains_a = ra.trains_for(neurons)
     trains_b = rb.trains_for(neurons)
     starts = ra.phase_starts() or rb.phase_starts() or None
-    per = [compare_trains(int(n), a, b, t_end, tol, starts) for n, a, b in zip(neurons, trains_a, trains_b)]
+    crossings = _ill_conditioned_events(ra, rb, neurons, t_end, tol)
+    ignore: dict[int, list[float]] = {}
+    for n, t, _ in crossings or ():
+        ignore.setdefault(n, []).append(t)
+    per = [compare_trains(int(n), a, b, t_end, tol, starts, ignore=ignore.get(int(n)))
+           for n, a, b in zip(neurons, trains_a, trains_b)]
     rates_a = np.array([c.count_a for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     rates_b = np.array([c.count_b for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     spikes = {int(n): np.concatenate([a, b]) for n, a, b in zip(neurons, trains_a, trains_b)}
     pair = PairComparison(label_a, label_b, str(ra.path), str(rb.path), neurons, t_end, per,
                           compare_traces(ra, rb, tol, t_end, spikes), rates_a, rates_b, tol, notes)
     pair.population_failures = differences + [x for x in [_sign_test(per, tol)] if x]
+    pair.ill_conditioned = crossings
     if distances:
         pair.vp_distance = victor_purpura(trains_a, trains_b, t_end, tol.window)
     return pair
+
+
+def _ill_conditioned_events(ra: Results, rb: Results, neurons, t_end: float, tol: Tolerances):
+    """The ill-conditioned threshold crossings either run records, on the compared neurons and time:
+    [(neuron, time s, peak - threshold V)] sorted by neuron and time, one per crossing (the same
+    crossing recorded by both runs, within the matching window, is listed once); None when neither
+    run records crossings."""
+    found = [ill_conditioned(r.spike_i, r.spike_t, r.crossings, tol.crossing_margin)
+             for r in (ra, rb) if r.crossings is not None]
+    if not found:
+        return None
+    i = np.concatenate([f[0] for f in found])
+    t = np.concatenate([f[1] for f in found])
+    d = np.concatenate([f[2] for f in found])
+    keep = np.isin(i, neurons) & (t <= t_end)
+    i, t, d = i[keep], t[keep], d[keep]
+    order = np.lexsort((t, i))
+    out: list[tuple[int, float, float]] = []
+    for n, time_, dist in zip(i[order], t[order], d[order]):
+        if out and out[-1][0] == n and time_ - out[-1][1] <= tol.window:
+            continue
+        out.append((int(n), float(time_), float(dist)))
+    return out
 
 
 def victor_purpura(trains_a, trains_b, t_end, window, limit=300):
@@ -454,6 +521,8 @@ def pair_table(p: PairComparison) -> list[tuple[str, str]]:
             from scipy.stats import ks_2samp
             ks = ks_2samp(ra, rb)
             rows.append(("firing-rate distributions, KS statistic (p)", f"{ks.statistic:.3g} ({ks.pvalue:.3g})"))
+    if p.ill_conditioned is not None:
+        rows.append(("ill-conditioned crossings (not judged)", ill_conditioned_text(p)))
     if p.vp_distance:
         rows.append(("Victor-Purpura distance mean / max (Elephant, cost 1/window)",
                      f"{p.vp_distance['mean']:.3g} / {p.vp_distance['max']:.3g} on {p.vp_distance['neurons']} neurons"))
@@ -465,6 +534,26 @@ def pair_table(p: PairComparison) -> list[tuple[str, str]]:
                      f" / {np.nanmax(tc.max) * scale:.4g} on {len(tc.neurons)} neurons x {tc.n_samples:,} samples"))
     rows.append(("verdict", "AGREE" if p.agree else "DISAGREE"))
     return rows
+
+
+def _crossing_text(neuron: int, t: float, distance: float) -> str:
+    mv = abs(distance) * 1e3
+    where = "below" if distance < 0 else "above"
+    return f"neuron {neuron} at {t * 1e3:.4g} ms (peak {mv:.3g} mV {where} threshold)"
+
+
+def ill_conditioned_text(p: PairComparison, limit=20) -> str:
+    """How many ill-conditioned crossings a pair has, the spikes left out of judgement, and up to
+    `limit` of them."""
+    events = p.ill_conditioned or []
+    text = f"{len(events):,}"
+    if p.ill_conditioned_spikes:
+        text += f" ({p.ill_conditioned_spikes:,} spikes of A and B left out of judgement)"
+    if events:
+        text += " — " + ", ".join(_crossing_text(*e) for e in events[:limit])
+        if len(events) > limit:
+            text += f", ... ({len(events)} in all)"
+    return text
 
 
 def failure_lines(p: PairComparison, limit=20) -> list[str]:
@@ -525,6 +614,10 @@ def summary_json(pairs: list[PairComparison]) -> dict:
                     "failures": {str(c.neuron): c.failures for c in p.failing},
                     "failing_traces": p.failing_trace_neurons, "population_failures": p.population_failures,
                     "notes": p.notes,
+                    **({} if p.ill_conditioned is None else {
+                        "ill_conditioned_crossings": [{"neuron": n, "t": t, "distance_mV": d * 1e3}
+                                                      for n, t, d in p.ill_conditioned],
+                        "ill_conditioned_spikes": p.ill_conditioned_spikes}),
                     "table": dict(pair_table(p)), "tolerances": dataclasses.asdict(p.tol)})
     return {"pairs": out, "agree": all(p.agree for p in pairs)}
 

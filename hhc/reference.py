@@ -48,7 +48,7 @@ def reference_run(experiment, *, sample=10, neurons=None, out=None, method=DEFAU
             "created": _dt.datetime.now().isoformat(timespec="seconds")}
     meta.update(result["meta"])
     write_results(out_dir, spike_i=result["spike_i"], spike_t=result["spike_t"], traces=result["traces"],
-                  meta=_jsonable(meta))
+                  meta=_jsonable(meta), crossings=result["crossings"])
     return out_dir
 
 

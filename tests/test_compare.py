@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from hhc.compare import Tolerances, compare_results, compare_trains, is_marginal, match_spikes
-from hhc.backends.results import load_results, write_results
+from hhc.compare import Tolerances, compare_results, compare_trains, is_marginal, match_spikes, pair_table
+from hhc.backends.results import Crossings, load_results, write_results
 
 from builders import trace
 
@@ -70,7 +70,7 @@ def test_marginal_neurons_near_rheobase():
     assert compare_trains(0, np.array([0.1, 0.3]), np.array([]), 0.5, TOL).failures
 
 
-def _write_run(path, trains, n, duration=0.5, meta=None, trace=True):
+def _write_run(path, trains, n, duration=0.5, meta=None, trace=True, crossings=None):
     i = np.concatenate([np.full(len(t), k) for k, t in enumerate(trains)]).astype(int)
     t = np.concatenate(trains)
     groups = []
@@ -80,7 +80,7 @@ def _write_run(path, trains, n, duration=0.5, meta=None, trace=True):
         groups = [{"t": tt, "neurons": np.arange(3), "variables": {"v": v}}]
     write_results(path, spike_i=i, spike_t=t, traces=groups,
                   meta={"backend": "brian2", "device": "runtime", "method": "rk4", "dt": 1e-5,
-                        "n_neurons": n, "duration": duration, **(meta or {})})
+                        "n_neurons": n, "duration": duration, **(meta or {})}, crossings=crossings)
     return path
 
 
@@ -168,3 +168,108 @@ def test_long_latency_after_the_step_is_marginal():
     assert c.marginal and not c.failures              # 0.3 ms on a 70 ms latency: tolerated
     c = compare_trains(0, late, late + 1e-3, 0.5, TOL, phase_starts=[0.0, 0.1])
     assert c.failures                                 # 1 ms is not
+
+
+# ---- ill-conditioned threshold crossings ---------------------------------------------------------
+
+TH = -0.020          # V
+
+
+def _crossings(trains, overshoot=0.03, small=None, near=()):
+    """Crossings of a reference that fired `trains`: every spike `overshoot` above the threshold,
+    except {(neuron, spike index): overshoot} in `small`; near misses (neuron, time, peak)."""
+    over = np.concatenate([np.full(len(t), overshoot) for t in trains])
+    starts = np.cumsum([0] + [len(t) for t in trains])
+    for (n, k), value in (small or {}).items():
+        over[starts[n] + k] = value
+    near = list(near)
+    return Crossings(TH, over, [n for n, _, _ in near], [t for _, t, _ in near], [p for _, _, p in near])
+
+
+def _quiet_time(train):
+    """A time in the middle of the longest gap of a train (far from its spikes)."""
+    k = int(np.argmax(np.diff(train)))
+    return float((train[k] + train[k + 1]) / 2)
+
+
+def test_spikes_near_an_ill_conditioned_crossing_are_counted_not_judged():
+    a = np.arange(0.01, 0.5, 0.02)
+    extra = np.sort(np.append(a, 0.2005))                     # one spike more, 0.5 ms from a crossing
+    c = compare_trains(0, a, extra, 0.5, TOL)
+    assert c.failures and c.ill_conditioned == 0
+    c = compare_trains(0, a, extra, 0.5, TOL, ignore=np.array([0.2003]))
+    assert not c.failures and c.count_diff == 0 and c.ill_conditioned == 1
+    assert (c.count_a, c.count_b) == (len(a), len(a) + 1)     # counted all the same
+    # a crossing elsewhere (beyond the window) leaves the extra spike judged
+    c = compare_trains(0, a, extra, 0.5, TOL, ignore=np.array([0.2005 + 1.5 * TOL.window]))
+    assert any("spike count" in f for f in c.failures) and c.ill_conditioned == 0
+    # the first spike: left out of the first-spike judgement when it is the ill-conditioned one
+    early = np.sort(np.append(a, 0.004))
+    assert compare_trains(0, a, early, 0.5, TOL).failures
+    c = compare_trains(0, a, early, 0.5, TOL, ignore=np.array([0.004]))
+    assert not c.failures and c.first_diff == 0
+
+
+def test_compare_lists_a_near_miss_and_does_not_judge_the_extra_spike(tmp_path, cli):
+    """A reference records a near miss (peak 0.03 mV below the threshold) where the other run
+    fires: AGREE, with the crossing listed; without the reference's crossings the same extra
+    spike is a disagreement."""
+    trains = _trains()
+    t0 = _quiet_time(trains[4])
+    extra = [np.sort(np.append(t, t0)) if k == 4 else t for k, t in enumerate(trains)]
+    near = [(4, t0 + 0.1e-3, TH - 0.03e-3)]
+    ref = _write_run(tmp_path / "ref", trains, 10, crossings=_crossings(trains, near=near))
+    plain = _write_run(tmp_path / "plain", trains, 10)
+    other = _write_run(tmp_path / "other", extra, 10)
+
+    p = compare_results(load_results(ref), load_results(other), TOL)
+    assert p.agree, p.failing
+    assert len(p.ill_conditioned) == 1
+    n, t, d = p.ill_conditioned[0]
+    assert n == 4 and t == pytest.approx(t0 + 0.1e-3) and d == pytest.approx(-0.03e-3)
+    assert p.per_neuron[4].ill_conditioned == 1 and p.per_neuron[4].count_b == len(trains[4]) + 1
+    assert sum(c.ill_conditioned for c in p.per_neuron) == 1
+    row = dict(pair_table(p))["ill-conditioned crossings (not judged)"]
+    assert row.startswith("1 ") and "neuron 4 at" in row and "0.03 mV below threshold" in row
+
+    res = cli("compare", ref, other, "--report", tmp_path / "rep", "--no-plots")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ill-conditioned crossings (not judged)" in res.stdout and "neuron 4 at" in res.stdout
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())["pairs"][0]
+    assert summary["agree"] and [c["neuron"] for c in summary["ill_conditioned_crossings"]] == [4]
+    assert summary["ill_conditioned_crossings"][0]["distance_mV"] == pytest.approx(-0.03)
+    assert "ill-conditioned crossings" in (tmp_path / "rep" / "summary.md").read_text()
+
+    # the same extra spike, without the reference's crossings: judged, and a disagreement
+    p = compare_results(load_results(plain), load_results(other), TOL)
+    assert not p.agree and [c.neuron for c in p.failing] == [4]
+    assert p.ill_conditioned is None
+    assert not any("ill-conditioned" in k for k, _ in pair_table(p))
+    res = cli("compare", plain, other, "--report", tmp_path / "rep2", "--no-plots")
+    assert res.returncode == 1 and "DISAGREE neuron 4:" in res.stdout
+
+
+def test_missing_spike_is_judged_unless_its_overshoot_is_small(tmp_path):
+    trains = [np.arange(0.01, 0.49, 0.04) + 1e-3 * k for k in range(10)]     # 12 spikes 40 ms apart
+    missing = [t if k != 6 else np.delete(t, 3) for k, t in enumerate(trains)]
+    other = load_results(_write_run(tmp_path / "other", missing, 10))
+    t0 = _quiet_time(trains[4])
+    # the spike that B lacks went 30 mV above the threshold in the reference: a disagreement, even
+    # though the reference lists an ill-conditioned crossing elsewhere
+    ref = load_results(_write_run(tmp_path / "ref", trains, 10,
+                                  crossings=_crossings(trains, near=[(4, t0, TH - 0.1e-3)])))
+    p = compare_results(ref, other, TOL)
+    assert not p.agree and [c.neuron for c in p.failing] == [6]
+    assert [n for n, _, _ in p.ill_conditioned] == [4] and p.per_neuron[6].ill_conditioned == 0
+    # it went 0.2 mV above: ill-conditioned, listed and not judged
+    ref = load_results(_write_run(tmp_path / "small", trains, 10,
+                                  crossings=_crossings(trains, small={(6, 3): 0.2e-3})))
+    p = compare_results(ref, other, TOL)
+    assert p.agree and p.ill_conditioned == [(6, pytest.approx(trains[6][3]), pytest.approx(0.2e-3))]
+    assert p.per_neuron[6].ill_conditioned == 1
+    # a near miss further below the threshold than the margin is not ill-conditioned
+    ref = load_results(_write_run(tmp_path / "far", trains, 10,
+                                  crossings=_crossings(trains, near=[(6, trains[6][3], TH - 1e-3)])))
+    p = compare_results(ref, other, TOL)
+    assert not p.agree and p.ill_conditioned == []
+    assert dict(pair_table(p))["ill-conditioned crossings (not judged)"] == "0"

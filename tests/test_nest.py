@@ -241,16 +241,22 @@ def test_auto_is_the_advisors_choice_on_nest(tmp_path):
     the reference, cheapest first, and takes the first that meets the tolerance; the choice is kept
     in meta.json. (Which one depends on the protocol: on the first second at 18 pA it is rk2, as
     exponential Euler changes spike counts; over this short protocol exponential Euler may do.)"""
-    exp = _experiment(tmp_path, "auto", 40, "200 ms", method="auto", init="uniform(-70 mV, -60 mV)")
+    exp = _experiment(tmp_path, "auto", 40, "1.2 s", method="auto", init="uniform(-70 mV, -60 mV)")
     res = load_results(run_experiment(exp, out=tmp_path / "out", backend="nest", quiet=True))
     assert res.meta["nest_version"]                  # NEST ran it
     choice = res.meta["auto_choice"]
     assert res.meta["method"] == choice["method"] and choice["method"] in nestml.FIXED_STEP
     assert res.meta["integrator"] == f"hhc {choice['method']} (update block)"
     assert abs(choice["dt"] - 1e-5) < 1e-15
-    tried = [t["method"] for t in choice["tried"]]
+    # screened on the first second, then judged over the whole 1.22 s: cheapest first
+    tried = list(dict.fromkeys(t["method"] for t in choice["tried"]))
     assert tried == ["exponential_euler", "rk2", "rk4"][:len(tried)] and tried[-1] == choice["method"]
-    assert choice["tried"][-1]["ok"] and not any(t["ok"] for t in choice["tried"][:-1])
+    assert choice["tried"][-1]["ok"] and choice["tried"][-1]["duration"] == pytest.approx(res.meta["duration"])
+    assert not any(t["ok"] for t in choice["tried"][:-1] if t["duration"] == choice["tried"][-1]["duration"])
+    # judged over the whole protocol, with its figures kept
+    assert choice["sample_duration"] == pytest.approx(res.meta["duration"])
+    assert choice["count_mismatches"] == 0 and choice["spike_time_error"] <= 0.5e-3
+    assert len(choice["sample_neurons"]) == 20 and len(choice["distinct_neurons"]) == 20
 
 
 @pytest.mark.needs_nest

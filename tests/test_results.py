@@ -162,3 +162,66 @@ def test_trains_for_keeps_the_order_asked_and_silent_neurons(tmp_path):
     write_results(tmp_path, spike_i=[1, 0, 1, 3], spike_t=[0.3, 0.1, 0.2, 0.05], traces=[], meta={})
     trains = load_results(tmp_path).trains_for(np.array([3, 2, 1]))
     assert [t.tolist() for t in trains] == [[0.05], [], [0.2, 0.3]]
+
+
+def test_crossings_round_trip_and_old_results_have_none(tmp_path):
+    """A reference's crossings (overshoot per spike, near misses) come back as written; a result
+    without them, or re-written without them, reads as crossings None."""
+    from hhc.backends.results import NEAR_MISS_RECORDED, Crossings, RunResult
+    crossings = Crossings(-0.02, overshoot=[0.031, 2e-4, 0.029], near_i=[4, 1], near_t=[0.2013, 0.05],
+                          near_peak=[-0.02003, -0.0212])
+    write_results(tmp_path / "ref", spike_i=[2, 0, 2], spike_t=[0.01, 0.0125, 0.03], traces=[],
+                  meta={"backend": "reference"}, crossings=crossings)
+    back = load_results(tmp_path / "ref").crossings
+    assert back is not None and back.threshold == -0.02 and back.recorded_below == NEAR_MISS_RECORDED
+    np.testing.assert_array_equal(back.overshoot, [0.031, 2e-4, 0.029])
+    assert back.near_i.dtype == np.int64 and back.near_i.tolist() == [4, 1]
+    np.testing.assert_array_equal(back.near_t, [0.2013, 0.05])
+    np.testing.assert_array_equal(back.near_peak, [-0.02003, -0.0212])
+    meta = json.loads((tmp_path / "ref" / "meta.json").read_text())
+    assert meta["crossings"] == {"threshold": -0.02, "recorded_below": NEAR_MISS_RECORDED}
+    with np.load(tmp_path / "ref" / "spikes.npz") as npz:
+        assert sorted(npz.files) == ["i", "near_i", "near_peak", "near_t", "overshoot", "t"]
+
+    # a run written by a backend that knows nothing of crossings, and an old result folder
+    write_results(tmp_path / "plain", spike_i=[0], spike_t=[0.1], traces=[], meta={})
+    assert load_results(tmp_path / "plain").crossings is None
+    # re-writing a loaded reference without its crossings drops meta's description of them too
+    ref = load_results(tmp_path / "ref")
+    write_results(tmp_path / "again", spike_i=ref.spike_i, spike_t=ref.spike_t, traces=[], meta=ref.meta)
+    assert load_results(tmp_path / "again").crossings is None
+    assert "crossings" not in load_results(tmp_path / "again").meta
+
+    # RunResult carries them into the same files
+    RunResult([1, 1], [0.1, 0.2], crossings=Crossings(-0.02, [0.03, 0.01], [], [], [])).write(tmp_path / "run")
+    np.testing.assert_array_equal(load_results(tmp_path / "run").crossings.overshoot, [0.03, 0.01])
+    with pytest.raises(HHCError, match="overshoots"):
+        RunResult([1, 1], [0.1, 0.2], crossings=Crossings(-0.02, [0.03], [], [], []))
+    with pytest.raises(HHCError, match="overshoots"):
+        write_results(tmp_path / "bad", spike_i=[1], spike_t=[0.1], crossings=Crossings(-0.02, [], [], [], []))
+
+
+def test_damaged_crossings_are_refused(tmp_path):
+    from hhc.backends.results import Crossings
+    write_results(tmp_path, spike_i=[0, 0], spike_t=[0.1, 0.2], meta={},
+                  crossings=Crossings(-0.02, [0.03, 0.01], [0], [0.15], [-0.0201]))
+    with np.load(tmp_path / "spikes.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["overshoot"] = arrays["overshoot"][:1]               # no longer one per spike
+    np.savez(tmp_path / "spikes.npz", **arrays)
+    with pytest.raises(HHCError, match="spike file"):
+        load_results(tmp_path)
+
+
+def test_ill_conditioned_lists_small_overshoots_and_close_near_misses():
+    from hhc.backends.results import Crossings, ill_conditioned
+    crossings = Crossings(-0.02, overshoot=[0.030, 0.0002, 0.0006, 0.0],
+                          near_i=[1, 0, 3], near_t=[0.25, 0.3, 0.05], near_peak=[-0.0201, -0.0219, -0.02049])
+    i, t, d = ill_conditioned([0, 0, 2, 1], [0.1, 0.2, 0.1, 0.4], crossings, margin=0.5e-3)
+    # spikes 0.2 mV and 0 mV above, near misses 0.1 mV and 0.49 mV below; not 30 mV, 0.6 mV or 1.9 mV
+    assert list(zip(i.tolist(), t.tolist())) == [(0, 0.2), (1, 0.25), (1, 0.4), (3, 0.05)]
+    np.testing.assert_allclose(d, [0.0002, -0.0001, 0.0, -0.00049], atol=1e-12)
+    i, _, _ = ill_conditioned([0, 0, 2, 1], [0.1, 0.2, 0.1, 0.4], crossings, margin=1e-3)
+    assert sorted(i.tolist()) == [0, 1, 1, 2, 3]
+    with pytest.raises(HHCError, match="overshoots"):
+        ill_conditioned([0], [0.1], crossings, 0.5e-3)

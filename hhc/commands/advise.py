@@ -24,25 +24,24 @@ from hhc.compiler.experiment import parse_duration
               help="Allowed first-spike error (ms); spike counts must be identical (see --count).")
 @click.option("--count", type=click.IntRange(min=0), default=0, show_default=True,
               help="Allowed spike-count difference per sampled neuron.")
-@click.option("--spike-time", type=float, default=None,
-              help="Also require every matched spike within this error (ms); off by default.")
+@click.option("--spike-time", type=float, default=AdviseTolerance().spike_time * 1e3, show_default=True,
+              help="Require every matched spike within this error (ms); 0 for no bound.")
 @click.option("--backend", help="Backend to advise for (default: the experiment's).")
 @click.option("--device", help="Device (default for brian2: runtime).")
-@click.option("--rtol", type=float, default=1e-9, show_default=True, help="Reference solver tolerance.")
 @click.option("--out", type=click.Path(file_okay=False), default="advise-report", show_default=True,
               help="Folder for advise.md, advise.json and the reference result.")
 @click.option("--no-cost-probe", is_flag=True,
               help="Do not measure the cost per step (use RHS evaluations per step instead).")
-def command(experiment, sample, duration, methods, dts, first_spike, count, spike_time, backend, device, rtol, out,
+def command(experiment, sample, duration, methods, dts, first_spike, count, spike_time, backend, device, out,
             no_cost_probe):
-    """Try method x dt on a sample of EXPERIMENT against a SciPy reference; recommend the cheapest that fits."""
+    """Try method x dt on a sample of EXPERIMENT against the reference; recommend the cheapest that fits."""
     full, cell, _ = prepare(experiment, choose_auto=False)
     trials, best, info = advise(
         full, cell, sample=sample, duration=None if duration == "full" else parse_duration(duration),
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         dts=tuple(float(d) * 1e-3 for d in dts.split(",") if d.strip()), backend=backend, device=device,
         tolerance=AdviseTolerance(count=count, first_spike=first_spike * 1e-3,
-                                  spike_time=None if spike_time is None else spike_time * 1e-3), reference_rtol=rtol, out=out,
+                                  spike_time=spike_time * 1e-3 if spike_time else None), out=out,
         measure_cost=not no_cost_probe, say=lambda m: click.echo(m, err=True))
     click.echo(format_table(trials, best, info))
     click.echo("")
