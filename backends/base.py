@@ -47,6 +47,8 @@ class Capabilities:
     # (None: the backend chooses for "auto" itself and dt = "auto" stands at the provisional dt)
     advise_device: str | None = None
     validate_dt: float | None = None                    # dt for `hhc validate` when its default does not suit
+    # why `hhc validate`'s long runs (20 s of tonic firing) are out of this backend's reach at that dt
+    long_runs: str | None = None
     note: str = ""                                      # why it does not run, for a code generator
 
 

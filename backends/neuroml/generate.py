@@ -448,9 +448,8 @@ def lems_filename(cell: ir.Cell) -> str:
 def uniform_initial_v(cell: ir.Cell, experiment) -> float:
     v = np.asarray(experiment.initial_arrays["v"], dtype=float)
     if not np.all(v == v[0]):
-        raise HHCError("NeuroML gives every neuron of a population the same initial v "
-                       "(initMembPotential); this experiment draws different values per neuron",
-                       hint="use one initial v for the neuroml, jneuroml and neuron backends")
+        unsupported("neuroml", "a different initial v per neuron (NeuroML gives a population one "
+                    "initMembPotential)", hint="use one initial v for the neuroml, jneuroml and neuron backends")
     return float(v[0])
 
 

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from hhc.validate import format_matrix, validate
+from hhc.validate import LONG_TONIC, SPREAD, SPREAD_NEURONS, format_matrix, validate
 
 
 @click.command("validate")
@@ -16,11 +16,14 @@ from hhc.validate import format_matrix, validate
 @click.option("--method", default="auto", show_default=True, help="Integration method for the backends.")
 @click.option("--out", type=click.Path(file_okay=False), default="validate-report", show_default=True,
               help="Folder for validate.md, validate.json, the references and the runs.")
-def command(backend_specs, models, dt, method, out):
-    """Run the standard protocol set (silence, rheobase, strong drive) on every model and backend."""
+@click.option("--no-long", "no_long", is_flag=True, help=f"Leave out the long cases ({LONG_TONIC:g} s of tonic "
+              f"firing; {SPREAD_NEURONS} neurons from spread initial v over {SPREAD:g} s): the 220 ms protocols only.")
+def command(backend_specs, models, dt, method, out, no_long):
+    """Run the standard protocol set (silence, rheobase, strong drive; then the long cases: tonic firing
+    and a spread of initial v) on every model and backend."""
     specs = [s.strip() for s in backend_specs.split(",") if s.strip()] if backend_specs else None
     names = [s.strip() for s in models.split(",") if s.strip()] if models else None
-    matrix, unavailable, _ = validate(specs, names, out=out, dt=dt * 1e-3, method=method,
+    matrix, unavailable, _ = validate(specs, names, out=out, dt=dt * 1e-3, method=method, long=not no_long,
                                       say=lambda m: click.echo(m, err=True))
     click.echo(format_matrix(matrix, unavailable))
     click.echo(f"report: {out}/validate.md")
