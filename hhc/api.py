@@ -5,12 +5,18 @@ import dataclasses
 import datetime as _dt
 import json
 import os
+import pickle
 import platform
 import resource
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import traceback
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from rich.console import Console
@@ -61,7 +67,8 @@ def recording_plan(exp: Experiment, cell=None) -> planner.RecordingPlan:
         memory = backends.get(exp.backend.name).memory_model(exp, len(cell.states))
     return planner.RecordingPlan(exp.size, exp.duration, exp.dt, spike_neurons, groups,
                                  baseline_bytes=memory["baseline"], state_bytes=memory["state"],
-                                 segment=memory["segment"])
+                                 segment=memory["segment"],
+                                 search_peak_bytes=(exp.auto_choice or {}).get("search_peak_memory_bytes"))
 
 
 def default_run_dir(exp: Experiment) -> Path:
@@ -101,11 +108,39 @@ def prepare(experiment, overrides: RunOverrides | None = None, choose_auto=True,
 RUN_SETTINGS = "run.json"
 
 
-def _peak_rss_bytes() -> dict:
-    """Peak resident memory so far: of hhc's own process and of its largest finished child (a
-    compiled simulation binary, an MPI launcher); Linux reports kilobytes."""
-    return {"hhc": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
+def _own_peak_rss_bytes() -> int:
+    """This process's own peak resident memory: VmHWM, the high-water mark of its memory since it
+    started its program. Not ru_maxrss: Linux counts in that the size of the parent's process when this
+    one was started (the copy before exec), so a run started from a large process (a test suite, the
+    search started from hhc) would report at least its parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024          # Linux: kB
+
+
+def _peak_rss_bytes(auto_choice: dict | None = None) -> dict:
+    """Peak resident memory: of hhc's own process, which holds the run (what the planner's estimate
+    counts); the largest ru_maxrss of its finished children; and, when method/dt = "auto" ran the
+    advisor, that search's own process (before the run), so that no one reads it in largest_child."""
+    peaks = {"hhc": _own_peak_rss_bytes(),
+             "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}
+    search = (auto_choice or {}).get("search_peak_memory_bytes")
+    if search is not None:
+        peaks["accuracy_search"] = search
+    peaks["note"] = (
+        "hhc: hhc's own process, which holds the run (memory_estimate_bytes estimates it); "
+        + ("accuracy_search: the method/dt = \"auto\" search, in its own process before the run; " if search
+           is not None else "")
+        + "largest_child: the largest ru_maxrss of the processes hhc started (compilers, the simulation binary, "
+        "an MPI launcher" + (", the accuracy search" if search is not None else "") + "), in which Linux "
+        "also counts hhc's own size when each was started: at least hhc's peak before its last child, not the "
+        "size of the simulation")
+    return peaks
 
 
 def _resume_settings(run_dir: Path) -> tuple[str, RunOverrides]:
@@ -195,7 +230,9 @@ def _claim(out_dir: Path, overwrite: bool) -> None:
 
 def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
     """method/dt = "auto": the advisor's cheapest passing choice for backends that name a device
-    to advise on (Capabilities.advise_device); other backends pick their own method for "auto"."""
+    to advise on (Capabilities.advise_device); other backends pick their own method for "auto".
+    The advisor runs in a process of its own (_search_in_own_process), so its reference and sample
+    runs do not grow hhc's process, which then holds the run; its peak is kept in auto_choice."""
     target_cls = backends.backend_class(exp.backend.name)
     if target_cls.capabilities.advise_device is None:
         if exp.dt_auto:
@@ -205,8 +242,156 @@ def choose_auto_settings(exp: Experiment, cell, say) -> Experiment:
         return exp
     if exp.method != "auto" and not exp.dt_auto:
         return exp
-    chosen, info = advise.choose(exp, cell, exp.backend.name, target_cls.capabilities.advise_device, say=say)
+    chosen, info = _search_in_own_process(exp, cell, exp.backend.name, target_cls.capabilities.advise_device, say)
     return dataclasses.replace(chosen, auto_choice=info)
+
+
+# ---- the accuracy search in a process of its own ------------------------------------------------
+# A fresh interpreter (not multiprocessing: its "spawn" re-runs the caller's main script, which a
+# user's script without `if __name__ == "__main__"` cannot survive) in a process group of its own: a
+# Ctrl-C reaches hhc's process alone, which then stops the group, the compilers the search started
+# with it (also when the SIGINT was sent to hhc's process only). One socket carries pickles both ways: the
+# arguments in; the advisor's messages (printed by this process as they come), then the outcome and
+# the child's peak memory, out.
+
+_SEARCH_CHILD = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+                 "from hhc.api import _search_child; _search_child(int(sys.argv[1]))")
+
+
+_SEARCH_INTERRUPTED = ("interrupted during the accuracy search for method/dt = \"auto\" (before the run; nothing "
+                       "was simulated)")
+
+
+class _RemoteTraceback(Exception):
+    """The search process's traceback, as the cause of a bug (not an HHCError) that escaped it."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n\n(in the accuracy search's own process)\n" + self.text
+
+
+def _rebuild_error(cls, args, state):
+    """An HHCError (or subclass) as it was raised: its class, args and attributes, whatever the
+    class's __init__ takes (UnsupportedError's is not (message,), which plain pickling assumes)."""
+    exc = cls.__new__(cls)
+    BaseException.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        if isinstance(obj, HHCError):
+            return _rebuild_error, (type(obj), obj.args, dict(obj.__dict__))
+        return NotImplemented
+
+
+def _dumps(obj) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """exc if it survives a pickle round trip, else a RuntimeError naming it."""
+    try:
+        pickle.loads(_dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _search_child(fd: int) -> None:
+    """The search process: advise.choose on the pickled (experiment, cell, backend, device) read from
+    the socket `fd`; sends ("say", message)..., then ("done", (experiment, chosen), usage) or
+    ("error", exception, traceback text, usage), usage being its peak resident memory."""
+    # in a process group of its own, so not the terminal's foreground one: writing there (Brian2's
+    # warnings, a compiler's) must not stop it where the terminal has `stty tostop`
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    conn = Connection(fd)
+    try:
+        exp, cell, backend_name, device = pickle.loads(conn.recv_bytes())
+        outcome = ("done", advise.choose(exp, cell, backend_name, device,
+                                         say=lambda m: conn.send_bytes(_dumps(("say", str(m))))))
+    except BaseException as exc:       # reaches hhc's process and is raised there
+        outcome = ("error", _portable(exc), traceback.format_exc())
+    usage = {"self": _own_peak_rss_bytes()}
+    try:
+        conn.send_bytes(_dumps(outcome + (usage,)))
+        conn.close()
+    except OSError:                    # hhc's process is gone: nobody to tell
+        os._exit(1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the search process and everything it started (its process group), if still running."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _search_in_own_process(exp: Experiment, cell, backend_name: str, device, say):
+    """advise.choose(exp, cell, backend_name, device) in a process of its own: (experiment, chosen),
+    chosen with "search_peak_memory_bytes" (that process's own peak, _own_peak_rss_bytes). Its
+    messages go to `say` as they come; an HHCError it raises is raised here as it was; Ctrl-C stops it
+    and raises Interrupted."""
+    ours, theirs = socket.socketpair()
+    conn = Connection(ours.detach())
+    group = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+    proc = None
+    try:
+        try:
+            proc = subprocess.Popen([sys.executable, "-c", _SEARCH_CHILD, str(theirs.fileno()), json.dumps(sys.path)],
+                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, **group)
+        finally:
+            theirs.close()
+        try:
+            conn.send_bytes(_dumps((exp, cell, backend_name, device)))
+        except OSError:                 # it died on the way up; EOF below says how
+            pass
+        while True:
+            try:
+                kind, *payload = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                code = proc.wait()
+                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                raise HHCError(f"the accuracy search for method/dt = \"auto\" (its own process) ended without "
+                               f"an answer ({how})",
+                               hint=("killed: out of memory? set method and dt in [simulation] instead of \"auto\""
+                                     if code == -signal.SIGKILL else "its own messages, above, say why")) from None
+            if kind == "say":
+                say(payload[0])
+                continue
+            break
+        proc.wait()
+    except KeyboardInterrupt:
+        raise Interrupted(_SEARCH_INTERRUPTED) from None
+    finally:
+        conn.close()
+        if proc is not None:
+            _stop(proc)
+    if kind == "error":
+        exc, text, _ = payload
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(_SEARCH_INTERRUPTED)
+        if isinstance(exc, HHCError):
+            raise exc
+        raise exc from _RemoteTraceback(text)
+    (chosen_exp, chosen), usage = payload
+    return chosen_exp, {**chosen, "search_peak_memory_bytes": usage["self"]}
 
 
 def run_experiment(experiment, out=None, backend=None, device=None, threads=None, duration=None,
@@ -293,7 +478,7 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     meta.update(result.meta)
-    meta["peak_memory_bytes"] = _peak_rss_bytes()
+    meta["peak_memory_bytes"] = _peak_rss_bytes(exp.auto_choice)
     result.write(out_dir, meta)
     shutil.rmtree(out_dir / SEGMENT_DIR, ignore_errors=True)          # merged into the results now
     n_spikes = result.n_spikes

@@ -73,6 +73,9 @@ class RecordingPlan:
     baseline_bytes: int = 0            # the process with its simulator loaded
     state_bytes: int = 0               # the neurons' state, with the simulator's copies of it
     segment: float | None = None       # s: spikes are held one segment at a time (None: all, to the end)
+    # method/dt = "auto": the measured peak of the accuracy search, which ran before the run in a
+    # process of its own (hhc.api._search_in_own_process); said beside the total, not part of it
+    search_peak_bytes: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,13 +195,18 @@ class RecordingEstimate:
             f"{format_bytes(self.spike_bytes)}"
         ]
         lines += [g.line() for g in self.groups]
-        parts = ""
         if plan.baseline_bytes or plan.state_bytes:
             parts = (f" (simulator process {format_bytes(plan.baseline_bytes)}, neuron state "
                      f"{format_bytes(plan.state_bytes)}, recordings {format_bytes(self.recording_memory_bytes)}"
-                     + (f", written every {format_seconds(plan.segment)}" if plan.segment else "") + ")")
+                     + (f", written every {format_seconds(plan.segment)}" if plan.segment else "") +
+                     "; of hhc's own process, not of compilers or simulator binaries it starts)")
+        else:
+            parts = " (recordings only: this backend's own memory is not modelled)"
         lines.append(f"total: {format_bytes(self.memory_bytes)} in memory at peak{parts}, "
                      f"{format_bytes(self.disk_bytes)} on disk")
+        if plan.search_peak_bytes:
+            lines.append(f"method/dt = \"auto\" accuracy search: peak {format_bytes(plan.search_peak_bytes)} in its "
+                         f"own process, before the run (not in the total)")
         return lines
 
 

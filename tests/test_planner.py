@@ -149,3 +149,21 @@ def test_format_bytes():
     assert format_bytes(1_500_000) == "1.5 MB"
     assert format_bytes(2048) == "2.0 kB"
     assert format_bytes(12) == "12 B"
+
+
+def test_total_says_what_it_counts_and_the_search_is_beside_it():
+    """The total is the peak of hhc's own process; the accuracy search of method/dt = "auto" ran
+    before, in its own process: named with its measured peak, not added to the total."""
+    plan = RecordingPlan(1000, 1.0, DT, baseline_bytes=160_000_000, state_bytes=1_000_000, segment=1.0)
+    est = estimate(plan)
+    total = next(line for line in est.lines() if line.startswith("total:"))
+    assert "in memory at peak (simulator process 160.0 MB, neuron state 1.0 MB" in total
+    assert "of hhc's own process" in total
+    assert not any("accuracy search" in line for line in est.lines())
+    plan.search_peak_bytes = 310_000_000
+    searched = estimate(plan)
+    assert searched.memory_bytes == est.memory_bytes
+    assert searched.lines()[-1] == ('method/dt = "auto" accuracy search: peak 310.0 MB in its own process, '
+                                    'before the run (not in the total)')
+    bare = estimate(RecordingPlan(1000, 1.0, DT))
+    assert "recordings only" in next(line for line in bare.lines() if line.startswith("total:"))
