@@ -78,9 +78,8 @@ def run_hhc(n: int, duration: float, threads: int, out: Path, float32: bool = Fa
     meta = json.loads((run_dir / "meta.json").read_text())
     choice = meta.get("auto_choice") or {}
     if choice:
-        print(f"{label} auto chose {meta['method']} @ {meta['dt'] * 1e3:g} ms {choice.get('summary', '')} "
-              f"(search {choice.get('search_wall_s', 0.0):.0f} s{', cached' if 'cached' in done.stderr else ''})",
-              flush=True)
+        print(f"{label} auto chose {meta['method']} @ {meta['dt'] * 1e3:g} ms {choice.get('summary', '')}"
+              f"{' (cached advice)' if 'cached advice' in done.stderr else ''}", flush=True)
     return {"wall": meta["wall_time_s"], "method": meta["method"], "dt": meta["dt"], "exp": exp, "dir": run_dir}
 
 
