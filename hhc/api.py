@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import io
 import json
 import os
 import pickle
@@ -290,7 +291,6 @@ class _Pickler(pickle.Pickler):
 
 
 def _dumps(obj) -> bytes:
-    import io
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
     return buffer.getvalue()
