@@ -449,7 +449,9 @@ def choose(exp, cell, backend, device, *, sample=DEFAULT_SAMPLE, say=print):
                 f"{chosen['summary']})")
         else:
             chosen = _search(exp, cell, candidates, tolerance, backend, device, sample, say)
-            path.write_text(json.dumps(chosen, indent=2) + "\n")
+            tmp = path.with_suffix(".tmp")     # written whole, then moved: a kill leaves no half file
+            tmp.write_text(json.dumps(chosen, indent=2) + "\n")
+            tmp.replace(path)
     exp = dataclasses.replace(exp, method=chosen["method"]).with_dt(chosen["dt"])
     return exp, chosen
 
