@@ -270,10 +270,11 @@ def sample_neurons(exp, cell, k: int) -> np.ndarray:
     return np.array(sorted(picked[:max(k, 1)]), dtype=np.int64)
 
 
-def distinct_neurons(exp, cell, neurons) -> tuple[np.ndarray, dict]:
+def distinct_neurons(exp, cell, neurons, rhs=None) -> tuple[np.ndarray, dict]:
     """The neurons among `neurons` with distinct (initial state, inputs), and {neuron: its
-    representative}: identical neurons follow identical trajectories, so one of each is simulated."""
-    rhs = build_rhs(cell, jacobian=False)
+    representative}: identical neurons follow identical trajectories, so one of each is simulated.
+    rhs: the cell's build_rhs, when the caller has it already (it takes a SymPy lambdify)."""
+    rhs = rhs or build_rhs(cell, jacobian=False)
     y0 = initial_matrix(exp, rhs)
     inputs = _input_columns(exp, cell)
     seen: dict = {}
@@ -353,8 +354,8 @@ def sample_reference(exp, cell, neurons, tolerance: AdviseTolerance, say=print) 
     1e-10 against 1e-11 (every spike within REFERENCE_AGREEMENT) and 1e-11 against SciPy DOP853 on
     the first SCIPY_PREFIX of the protocol."""
     started = time.perf_counter()
-    reps, representative = distinct_neurons(exp, cell, neurons)
     rhs = build_rhs(cell, jacobian=False)
+    reps, representative = distinct_neurons(exp, cell, neurons, rhs)
     y0 = initial_matrix(exp, rhs)[reps]
     inputs = _input_columns(exp, cell)[reps]
     durations = [p.duration for p in exp.protocol]
