@@ -38,7 +38,7 @@ DEFAULT_RTOL = 1e-9
 METHODS = ("DOP853", "RK45", "Radau", "LSODA", "BDF")
 IMPLICIT = ("Radau", "BDF", "LSODA")       # take the Jacobian
 # absolute tolerance = rtol x a typical magnitude of the state: 100 mV for v, 1 for gates
-V_SCALE = 0.1
+V_SCALE = ir_rhs.V_SCALE
 # one neuron at a time, each for about a second of wall time per second of biological time
 MAX_NEURONS = 1000
 
@@ -193,7 +193,7 @@ def integrate(rhs: RHS, y0, protocol, inputs_of, *, method=DEFAULT_METHOD, rtol=
     of the run), across protocol phases (the state at each phase boundary counts too)."""
     from scipy.integrate import solve_ivp
     y = np.asarray(y0, dtype=float).copy()
-    atol = rtol * np.array([V_SCALE] + [1.0] * (len(y) - 1))
+    atol = rtol * np.asarray(ir_rhs.state_scales(rhs.cell))
     spikes: list[float] = []
     t_eval = np.zeros(0) if t_eval is None else np.asarray(t_eval, dtype=float)
     samples = np.full((len(t_eval), len(y)), np.nan)

@@ -36,7 +36,6 @@ from .results import NEAR_MISS_RECORDED, Crossings
 
 DEFAULT_RTOL = 1e-10
 MAX_STEP = 1e-3            # s: smooth stretches (depolarisation block, rest) still get looked at every ms
-V_SCALE = 0.1              # absolute tolerance of v = rtol x 100 mV; of gates, rtol x 1 (as the SciPy reference)
 
 _TEMPLATE = r"""// hhc %(version)s: compiled reference of cell %(cell)s (from %(source)s)
 // adaptive Dormand-Prince 5(4), one neuron at a time; see backends/reference_c.py
@@ -48,6 +47,7 @@ _TEMPLATE = r"""// hhc %(version)s: compiled reference of cell %(cell)s (from %(
 #include <algorithm>
 
 static const int NS = %(n_states)d;   // states: %(state_names)s
+static const double STATE_SCALE[NS] = {%(state_scales)s};   // atol = rtol x these
 static const int NI = %(n_inputs)d;   // inputs: %(input_names)s
 
 static inline double exprel(double x) {
@@ -111,7 +111,7 @@ static void integrate(const double* y_init, const double* u_all, const double* d
                  e7 = -1.0/40;
     (void)c2; (void)c3; (void)c4; (void)c5;
     double y[NS], k1[NS], k2[NS], k3[NS], k4[NS], k5[NS], k6[NS], k7[NS], yt[NS], yn[NS], atol[NS];
-    for (int i = 0; i < NS; ++i) { y[i] = y_init[i]; atol[i] = rtol * (i == 0 ? %(v_scale)r : 1.0); }
+    for (int i = 0; i < NS; ++i) { y[i] = y_init[i]; atol[i] = rtol * STATE_SCALE[i]; }
     double t = 0, h = 1e-6;
     bool above = y[0] > threshold;
     double peak = y[0];            // running maximum of v while above the threshold
@@ -254,7 +254,8 @@ def c_source(cell: ir.Cell) -> str:
                         "source": ", ".join(Path(s).name for s in cell.sources) or "(no file)",
                         "n_states": len(states), "n_inputs": len(inputs),
                         "state_names": ", ".join(states), "input_names": ", ".join(inputs) or "none",
-                        "body": "\n".join(lines), "v_scale": V_SCALE}
+                        "body": "\n".join(lines),
+                        "state_scales": ", ".join(repr(x) for x in ir_rhs.state_scales(cell))}
 
 
 def unavailable_reason() -> str | None:

@@ -75,7 +75,35 @@ class Call:
     loc: Loc
 
 
-Expr = Number | Quantity | Name | BinOp | Neg | Pow | Call
+@dataclass(frozen=True)
+class Comparison:
+    op: str            # one of < <= > >=
+    left: "Expr"
+    right: "Expr"
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Logic:
+    op: str            # "and" or "or"
+    left: "Condition"
+    right: "Condition"
+    loc: Loc
+
+
+Condition = Comparison | Logic
+
+
+@dataclass(frozen=True)
+class Conditional:
+    """`then if condition else otherwise`"""
+    then: "Expr"
+    condition: Condition
+    otherwise: "Expr"
+    loc: Loc
+
+
+Expr = Number | Quantity | Name | BinOp | Neg | Pow | Call | Conditional
 
 
 # ---- statements ----------------------------------------------------------------------------
@@ -113,6 +141,14 @@ class ChannelUse:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """`pool ca { resting = ...; decay = ...; depth = ... }`: an ion's intracellular concentration."""
+    ion: str
+    assignments: tuple
+    loc: Loc
+
+
+@dataclass(frozen=True)
 class Input:
     name: str
     kind: str
@@ -145,6 +181,7 @@ class Cell:
     initial: tuple              # of InitialValue
     spike: Spike | None
     loc: Loc
+    pools: tuple = ()           # of Pool
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ the syntax tree (which knows where things are written); the IR it produces is al
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import keyword
 import math
@@ -32,7 +33,10 @@ _NEEDS_DIMENSIONLESS = {"exp", "log", "tanh", "sinh", "cosh", "exprel"}
 
 GATE_KEYS = {"inf": units.DIMENSIONLESS, "tau": units.TIME, "alpha": units.RATE, "beta": units.RATE}
 INPUT_KINDS = {"current": units.CURRENT}
-CELL_SETTINGS = {"C": "membrane capacitance", "area": "membrane area"}
+CELL_SETTINGS = {"C": "membrane capacitance", "area": "membrane area", "temperature": "temperature"}
+POOL_SETTINGS = {"resting": units.CONCENTRATION, "outside": units.CONCENTRATION, "initial": units.CONCENTRATION,
+                 "decay": units.TIME, "depth": units.LENGTH,
+                 "rho": units.CONCENTRATION / (units.CHARGE / units.AREA)}
 
 # Names an input (used as it is written in every target's code) cannot have, with the reason.
 _BRIAN2_NAMES = {"t": "the simulation time", "dt": "the time step", "i": "the neuron index",
@@ -189,12 +193,51 @@ class _ExpressionChecker:
                            f"{_a(bdim)} can only be raised to a constant number")
         return base ** exponent, bdim ** Fraction(int(exponent.p), int(exponent.q))
 
+    def _conditional(self, node: ast.Conditional):
+        condition = self._condition(node.condition)
+        then, tdim = self.check(node.then)
+        otherwise, odim = self.check(node.otherwise)
+        if tdim != odim:
+            raise error_at(_start(node.otherwise), f"both branches of 'if ... else' must have the same dimension: "
+                                                   f"{_a(tdim)} if the condition holds, {_a(odim)} otherwise")
+        if condition == sympy.true:
+            return then, tdim
+        if condition == sympy.false:
+            return otherwise, tdim
+        return sympy.Piecewise((then, condition), (otherwise, True)), tdim
+
+    def _condition(self, node):
+        if isinstance(node, ast.Logic):
+            left, right = self._condition(node.left), self._condition(node.right)
+            return sympy.And(left, right) if node.op == "and" else sympy.Or(left, right)
+        left, ldim = self.check(node.left)
+        right, rdim = self.check(node.right)
+        if ldim != rdim:
+            raise error_at(_start(node.right), f"cannot compare {_a(ldim)} with {_a(rdim)}")
+        relation = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge}[node.op]
+        try:
+            return relation(left, right)
+        except TypeError:          # SymPy cannot order e.g. a unit against a number it cannot sign
+            raise error_at(node.loc, "this comparison cannot be evaluated") from None
+
+    def _nernst(self, node: ast.Call):
+        ions = ", ".join(ir.ION_VALENCE)
+        if len(node.args) != 1 or not isinstance(node.args[0], ast.Name) or node.args[0].id not in ir.ION_VALENCE:
+            raise error_at(node.loc, "nernst() takes the name of an ion, e.g. nernst(ca)", f"ions: {ions}")
+        ion = node.args[0].id
+        for name in (f"{ion}i", f"{ion}o", "temperature"):
+            self.check(ast.Name(name, node.loc))        # the scope must know them (it does in channels)
+        return ir.nernst(ion), units.VOLTAGE
+
     def _call(self, node: ast.Call):
+        if node.function == "nernst":
+            return self._nernst(node)
         func = _FUNCTIONS.get(node.function)
         if func is None:
             close = difflib.get_close_matches(node.function, _FUNCTIONS, n=1)
             raise error_at(node.loc, f"unknown function '{node.function}'",
-                           f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(_FUNCTIONS))}")
+                           f"did you mean '{close[0]}'?" if close else
+                           f"known: {', '.join(sorted(_FUNCTIONS))}, nernst(ion)")
         if len(node.args) != 1:
             raise error_at(node.loc, f"{node.function}() takes 1 argument, got {len(node.args)}")
         arg, dim = self.check(node.args[0])
@@ -238,8 +281,11 @@ def _check_finite(expr: sympy.Expr, node):
 
 def _start(node) -> ast.Loc:
     """Where an expression begins in the text (for the caret)."""
-    while isinstance(node, (ast.BinOp, ast.Pow)):
-        node = node.left if isinstance(node, ast.BinOp) else node.base
+    while isinstance(node, (ast.BinOp, ast.Pow, ast.Conditional, ast.Comparison, ast.Logic)):
+        if isinstance(node, ast.Conditional):
+            node = node.then
+        else:
+            node = node.base if isinstance(node, ast.Pow) else node.left
     return node.loc
 
 
@@ -253,7 +299,13 @@ def _references(node) -> list[ast.Name]:
     if isinstance(node, ast.Neg):
         return _references(node.operand)
     if isinstance(node, ast.Call):
+        if node.function == "nernst":
+            return [ast.Name("temperature", node.loc)]
         return [n for a in node.args for n in _references(a)]
+    if isinstance(node, (ast.Comparison, ast.Logic)):
+        return _references(node.left) + _references(node.right)
+    if isinstance(node, ast.Conditional):
+        return _references(node.then) + _references(node.condition) + _references(node.otherwise)
     return []
 
 
@@ -336,6 +388,23 @@ def _no_unit_names(assignments):
                            f"e.g. {a.name}_value")
 
 
+# Names every channel can read from the cell it is used in: its temperature and the ions'
+# concentrations inside (`cai`, a pool's state) and outside (`cao`).
+CELL_QUANTITIES = {"temperature": ("the cell's temperature", units.TEMPERATURE)}
+for _ion in ir.ION_VALENCE:
+    CELL_QUANTITIES[f"{_ion}i"] = (f"the {_ion} concentration inside the cell", units.CONCENTRATION)
+    CELL_QUANTITIES[f"{_ion}o"] = (f"the {_ion} concentration outside the cell", units.CONCENTRATION)
+Q10_KEYS = {"q10": units.DIMENSIONLESS, "q10_temperature": units.TEMPERATURE, "rate_factor": units.DIMENSIONLESS}
+
+
+def _no_cell_quantities(assignments, owner: str):
+    for a in assignments:
+        if a.name in CELL_QUANTITIES:
+            raise error_at(a.loc, f"'{a.name}' is {CELL_QUANTITIES[a.name][0]}; {owner} cannot redefine it",
+                           "set it in the cell (temperature = ...; pool ca { ... })" if a.name == "temperature"
+                           else "a cell's pool sets it: pool ca { resting = ...; outside = ... }")
+
+
 def check_channel(ch: ast.Channel) -> ir.Channel:
     _check_duplicates([(a.name, a.loc) for a in ch.assignments] + [(g.name, g.loc) for g in ch.gates],
                       f"name in channel {ch.name}")
@@ -343,9 +412,12 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
         if a.name == "v":
             raise error_at(a.loc, "'v' is the membrane potential and cannot be redefined")
     _no_unit_names(ch.assignments)
+    _no_cell_quantities(list(ch.assignments) + list(ch.gates), f"channel {ch.name}")
 
     scope = _Scope()
     scope.bindings["v"] = _Binding(ir.V, units.VOLTAGE, "potential")
+    for name, (_, dim) in CELL_QUANTITIES.items():
+        scope.bindings[name] = _Binding(sympy.Symbol(name), dim, "cell")
     gate_symbols = {}
     for g in ch.gates:
         gate_symbols[g.name] = sympy.Symbol(f"{g.name}_{ch.name}")
@@ -368,6 +440,7 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
     else:
         current, dim = _default_current(ch, scope, gates)
 
+    nernst_ion = _nernst_ion(ch)
     parameters = tuple(d for d in defined if isinstance(d, ir.Parameter))
     for p in parameters:
         try:
@@ -384,9 +457,21 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
     channel = ir.Channel(
         name=ch.name, ion=ch.ion, parameters=parameters,
         expressions=tuple(d for d in defined if isinstance(d, ir.NamedExpression)),
-        gates=gates, current=current, current_is_density=(dim == units.CURRENT / units.AREA))
+        gates=gates, current=current, current_is_density=(dim == units.CURRENT / units.AREA), nernst=nernst_ion)
     _check_gate_ranges(channel, {g.name: g for g in ch.gates}, ch.loc)
     return channel
+
+
+def _nernst_ion(ch: ast.Channel) -> str | None:
+    """The ion when the channel's reversal E is exactly nernst(ion) (NeuroML writes that as
+    channelDensityNernst); a declared ion must be the one nernst() is taken of."""
+    e = next((a for a in ch.assignments if a.name == "E"), None)
+    if e is None or not (isinstance(e.expr, ast.Call) and e.expr.function == "nernst"):
+        return None
+    ion = e.expr.args[0].id
+    if ch.ion is not None and ch.ion != ion:
+        raise error_at(e.expr.loc, f"channel {ch.name} carries {ch.ion} but its reversal is nernst({ion})")
+    return ion
 
 
 # The membrane potentials a cell can reach (mV): gate functions are checked on this grid.
@@ -394,12 +479,18 @@ _V_GRID_MV = (-200.0, 100.0, 0.5)
 MAX_GATE_POWER = 16
 
 
-def _check_gate_ranges(channel: ir.Channel, ast_gates: dict, fallback_loc, because: str = ""):
+def _check_gate_ranges(channel: ir.Channel, ast_gates: dict, fallback_loc, because: str = "",
+                       cell: ir.Cell | None = None):
     """Gate functions must be meaningful wherever v can be: inf in [0, 1], tau > 0, alpha and beta
     >= 0, all finite (a singularity that is not one of the 0/0 forms hhc rewrites fails here, not
-    at run time). Checked on v from -200 to +100 mV in 0.5 mV steps, parameters in."""
+    at run time). Checked on v from -200 to +100 mV in 0.5 mV steps, parameters in, and for rates that
+    read a concentration on 1 nM to 10 mM as well. Rates that read the temperature are checked once
+    the cell gives it (cell=...)."""
     lo, hi, step = _V_GRID_MV
     v_mv = np.arange(lo, hi + step / 2, step)
+    cell_values = {}
+    if cell is not None:
+        cell_values = {p.symbol: p.value for p in cell.parameters if p.name in CELL_QUANTITIES}
     for gate in channel.gates:
         node = ast_gates.get(gate.name)
         forms = ({"alpha": gate.alpha, "beta": gate.beta} if gate.alpha is not None else
@@ -407,35 +498,52 @@ def _check_gate_ranges(channel: ir.Channel, ast_gates: dict, fallback_loc, becau
         for key, expr in forms.items():
             where = next((a for a in node.assignments if a.name == key), None) if node is not None else None
             loc = _start(where.expr) if where is not None else fallback_loc
-            si = units.to_si(inline(expr, channel=channel, parameters=True))
-            if si.free_symbols - {ir.V}:
-                continue                     # depends on something other than v: judged at run time
+            si = units.to_si(inline(expr, channel=channel, parameters=True).xreplace(cell_values))
+            if cell is not None and channel.vshift is not None:
+                si = units.to_si(si.xreplace({channel.vshift.symbol: channel.vshift.value}))
+            concentrations = sorted((s for s in si.free_symbols if s.name in CELL_QUANTITIES and s.name != "temperature"),
+                                    key=str)
+            if si.free_symbols - {ir.V} - set(concentrations) or len(concentrations) > 1:
+                continue                     # depends on what the cell gives: judged there, or at run time
             owner = f"{key} of gate {gate.name} of channel {channel.name}{because}"
-            try:
-                with np.errstate(all="ignore"):
-                    values = np.broadcast_to(np.asarray(
-                        sympy.lambdify(ir.V, si, NUMERIC_MODULES)(v_mv * 1e-3), dtype=float), v_mv.shape)
-            except (OverflowError, ZeroDivisionError, ValueError, TypeError):
-                raise error_at(loc, f"{owner} holds numbers too large for a double") from None
-            bad = ~np.isfinite(values)
-            if bad.any():
-                raise error_at(loc, f"{owner} is not finite at v = {v_mv[bad][0]:g} mV",
-                               "a rate singular at some v (other than the 0/0 forms hhc rewrites with exprel) "
-                               "cannot be integrated there")
-            if key == "inf":
-                out = (values < -1e-12) | (values > 1 + 1e-12)
-                rule = "must lie between 0 and 1"
-            elif key == "tau":
-                out = values <= 0
-                rule = "must be positive"
-            else:
-                out = values < 0
-                rule = "must not be negative"
-            if out.any():
-                k = int(np.argmax(out))
-                unit = "" if key == "inf" else (" ms" if key == "tau" else " /ms")
-                scale = 1.0 if key == "inf" else (1e3 if key == "tau" else 1e-3)
-                raise error_at(loc, f"{owner} {rule}, but it is {values[k] * scale:.6g}{unit} at v = {v_mv[k]:g} mV")
+            grid = {"": (v_mv, np.array([np.nan]))}
+            if concentrations:
+                grid = {f" and {concentrations[0]} = {c:g} mM": (v_mv, np.array([c])) for c in _CONC_GRID_MM}
+            for at_conc, (vs, conc) in grid.items():
+                try:
+                    with np.errstate(all="ignore"):
+                        args = [vs * 1e-3] + ([np.full_like(vs, conc[0])] if concentrations else [])
+                        f = sympy.lambdify([ir.V] + concentrations, si, NUMERIC_MODULES)
+                        values = np.broadcast_to(np.asarray(f(*args), dtype=float), vs.shape)
+                except (OverflowError, ZeroDivisionError, ValueError, TypeError):
+                    raise error_at(loc, f"{owner} holds numbers too large for a double") from None
+                _judge_gate_values(key, values, v_mv, loc, owner, at_conc)
+
+
+# Concentrations (mM) a pool can reach: rates that read one are checked on these.
+_CONC_GRID_MM = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
+
+
+def _judge_gate_values(key: str, values, v_mv, loc, owner: str, at_conc: str):
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise error_at(loc, f"{owner} is not finite at v = {v_mv[bad][0]:g} mV{at_conc}",
+                       "a rate singular at some v (other than the 0/0 forms hhc rewrites with exprel) "
+                       "cannot be integrated there")
+    if key == "inf":
+        out = (values < -1e-12) | (values > 1 + 1e-12)
+        rule = "must lie between 0 and 1"
+    elif key == "tau":
+        out = values <= 0
+        rule = "must be positive"
+    else:
+        out = values < 0
+        rule = "must not be negative"
+    if out.any():
+        k = int(np.argmax(out))
+        unit = "" if key == "inf" else (" ms" if key == "tau" else " /ms")
+        scale = 1.0 if key == "inf" else (1e3 if key == "tau" else 1e-3)
+        raise error_at(loc, f"{owner} {rule}, but it is {values[k] * scale:.6g}{unit} at v = {v_mv[k]:g} mV{at_conc}")
 
 
 def _default_current(ch: ast.Channel, scope: _Scope, gates) -> tuple[sympy.Expr, Dimension]:
@@ -478,6 +586,7 @@ def _check_gate(g: ast.Gate, ch: ast.Channel, channel_scope: _Scope, defined: li
     scope = _Scope(channel_scope)
     helpers = [a for a in g.assignments if a.name not in GATE_KEYS]
     _no_unit_names(helpers)
+    _no_cell_quantities(helpers, owner)
     for a in helpers:
         if a.name == "v":
             raise error_at(a.loc, "'v' is the membrane potential and cannot be redefined")
@@ -494,13 +603,44 @@ def _check_gate(g: ast.Gate, ch: ast.Channel, channel_scope: _Scope, defined: li
             resolve(name)
     defined.extend(local_defined)
 
+    q10 = _q10(g, ch, scope, owner)
+    phi = q10.factor if q10 is not None else sympy.Integer(1)
     if "alpha" in values:
         alpha = remove_singularities(values["alpha"], ir.V)
         beta = remove_singularities(values["beta"], ir.V)
         return ir.Gate(g.name, ch.name, g.power, steady_state=alpha / (alpha + beta),
-                       time_constant=1 / (alpha + beta), alpha=alpha, beta=beta)
+                       time_constant=1 / (phi * (alpha + beta)), alpha=phi * alpha, beta=phi * beta, q10=q10)
     return ir.Gate(g.name, ch.name, g.power, steady_state=remove_singularities(values["inf"], ir.V),
-                   time_constant=remove_singularities(values["tau"], ir.V))
+                   time_constant=remove_singularities(values["tau"], ir.V) / phi, q10=q10)
+
+
+def _q10(g: ast.Gate, ch: ast.Channel, scope: _Scope, owner: str) -> ir.Q10 | None:
+    """The gate's temperature scaling: its own q10 / q10_temperature / rate_factor, else the channel's."""
+    found = {}
+    for key, dim in Q10_KEYS.items():
+        binding = scope.lookup(key)
+        if binding is None:
+            continue
+        node = next((a for a in g.assignments if a.name == key), None) or \
+            next((a for a in ch.assignments if a.name == key), None)
+        if binding.kind != "parameter":
+            raise error_at(_start(node.expr), f"{key} of {owner} must be a constant")
+        _expect(node.expr, dim, binding.dimension, key)
+        found[key] = (binding.expr, node)
+    if not found:
+        return None
+    if "rate_factor" in found:
+        if "q10" in found:
+            raise error_at(found["q10"][1].loc, f"{owner} has both q10 and rate_factor; use one",
+                           "q10 with q10_temperature scales with temperature; rate_factor is a fixed factor")
+        return ir.Q10(factor=found["rate_factor"][0], fixed=found["rate_factor"][0])
+    for key, other in (("q10", "q10_temperature"), ("q10_temperature", "q10")):
+        if key in found and other not in found:
+            raise error_at(found[key][1].loc, f"{owner} has {key} but no {other}",
+                           "a Q10 needs the temperature its rates were measured at: q10 = 3; q10_temperature = 22 degC")
+    q10, reference = found["q10"][0], found["q10_temperature"][0]
+    factor = q10 ** ((ir.TEMPERATURE - reference) / (10 * units.unit_symbol("degC")))
+    return ir.Q10(factor=factor, q10=q10, reference_temperature=reference)
 
 
 # ---- cells ---------------------------------------------------------------------------------
@@ -512,8 +652,8 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
     for a in cell.assignments:
         if a.name not in CELL_SETTINGS:
             raise error_at(a.loc, f"unknown cell setting '{a.name}'",
-                           "a cell sets C (capacitance) and optionally area; channel parameters are "
-                           "overridden in the channels list: channels NaF(gbar = 150 nS)")
+                           "a cell sets C (capacitance) and optionally area and temperature; channel parameters "
+                           "are overridden in the channels list: channels NaF(gbar = 150 nS)")
         settings[a.name] = (_constant(a.expr, f"{CELL_SETTINGS[a.name]} {a.name}"), a)
 
     if "C" not in settings:
@@ -532,6 +672,15 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
         if float(units.to_si(a_value)) <= 0:
             raise error_at(_start(a_node.expr), f"area of cell {cell.name} must be positive")
         area = ir.Parameter("area", a_value, a_dim, "membrane area")
+    temperature = None
+    if "temperature" in settings:
+        (t_value, t_dim), t_node = settings["temperature"]
+        _expect(t_node.expr, units.TEMPERATURE, t_dim, f"temperature of cell {cell.name}")
+        if not -50 <= float(units.to_si(t_value)) <= 100:
+            raise error_at(_start(t_node.expr), f"temperature of cell {cell.name} is "
+                                                f"{float(units.to_si(t_value)):g} degC; expected -50 to 100 degC",
+                           "temperatures are written in degrees Celsius: temperature = 36 degC")
+        temperature = ir.Parameter("temperature", t_value, t_dim, "temperature")
 
     # channels, with per-cell parameter overrides
     _check_duplicates([(u.name, u.loc) for u in cell.channels], f"channel in cell {cell.name}")
@@ -544,7 +693,9 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
                            "define it in this file or import the file that defines it")
         used.append(_apply_overrides(channels[use.name][1], use))
 
+    pools = tuple(_check_pool(p, cell) for p in _unique_pools(cell))
     needs_area = [f"channel {ch.name}" for ch in used if ch.current_is_density]
+    needs_area += [f"pool {p.ion}" for p in pools if p.is_dynamic]
     if c_dim != units.CAPACITANCE:
         needs_area.append("C")
 
@@ -578,6 +729,7 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
     _check_duplicates([(i.name, i.loc) for i in cell.inputs], f"input of cell {cell.name}")
     taken = {"v", "C", "area", "g_leak", "E_leak", "I_leak"} | {p.name for ch in used for p in ch.parameters}
     taken |= {g.state for ch in used for g in ch.gates} | {ch.current_name for ch in used}
+    taken |= set(CELL_QUANTITIES) | {p.name for pool in pools for p in pool.parameters}
     inputs = []
     for i in cell.inputs:
         if i.kind not in INPUT_KINDS:
@@ -590,7 +742,9 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
         _check_length(i.name, i.loc, "input")
         inputs.append(ir.Input(i.name, i.kind, INPUT_KINDS[i.kind]))
 
-    initial = _check_initial(cell, used, leak)
+    _check_cell_quantities(cell, used, temperature, pools)
+    initial = _check_initial(cell, used, leak) + tuple(
+        ir.InitialValue(p.state, p.initial if p.initial is not None else p.resting.value) for p in pools if p.is_dynamic)
 
     threshold = None
     if cell.spike is not None:
@@ -600,8 +754,77 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
         threshold, t_dim = _constant(cell.spike.threshold, "the spike threshold")
         _expect(cell.spike.threshold, units.VOLTAGE, t_dim, "the spike threshold")
 
-    return ir.Cell(cell.name, source, capacitance, area, tuple(used), leak, tuple(inputs),
-                   initial, threshold, sources)
+    checked = ir.Cell(cell.name, source, capacitance, area, tuple(used), leak, tuple(inputs),
+                      initial, threshold, sources, temperature=temperature, pools=pools)
+    if temperature is not None or pools:
+        for ch in used:   # rates that depend on temperature or a concentration, now that both are known
+            _check_gate_ranges(ch, {}, cell.loc, because=f" (in cell {cell.name})", cell=checked)
+    return checked
+
+
+def _unique_pools(cell: ast.Cell):
+    _check_duplicates([(p.ion, p.loc) for p in cell.pools], f"pool in cell {cell.name}")
+    return cell.pools
+
+
+def _check_pool(node: ast.Pool, cell: ast.Cell) -> ir.Pool:
+    owner = f"pool {node.ion} of cell {cell.name}"
+    if node.ion not in ir.ION_VALENCE:
+        raise error_at(node.loc, f"unknown ion '{node.ion}'", f"ions with concentrations: {', '.join(ir.ION_VALENCE)}")
+    _check_duplicates([(a.name, a.loc) for a in node.assignments], f"setting of {owner}")
+    given = {}
+    for a in node.assignments:
+        if a.name not in POOL_SETTINGS:
+            raise error_at(a.loc, f"unknown setting '{a.name}' of {owner}", f"known: {', '.join(POOL_SETTINGS)}")
+        value, dim = _constant(a.expr, f"{a.name} of {owner}")
+        _expect(a.expr, POOL_SETTINGS[a.name], dim, f"{a.name} of {owner}")
+        if float(units.to_si(value)) < 0 or (a.name in ("decay", "depth", "rho") and float(units.to_si(value)) == 0):
+            raise error_at(_start(a.expr), f"{a.name} of {owner} must be positive")
+        given[a.name] = value
+    for key in ("resting", "outside"):
+        if key not in given:
+            raise error_at(node.loc, f"{owner} has no '{key}'",
+                           "a pool sets resting and outside concentrations, and for dynamics decay with depth or rho")
+    ion = node.ion
+    kinds = [k for k in ("depth", "rho") if k in given]
+    if len(kinds) == 2:
+        raise error_at(node.loc, f"{owner} has both depth (a decaying pool) and rho (a fixed-factor pool); use one")
+    if kinds and "decay" not in given:
+        raise error_at(node.loc, f"{owner} has {kinds[0]} but no decay time constant")
+    if "decay" in given and not kinds:
+        raise error_at(node.loc, f"{owner} has a decay but neither depth (the shell the current fills) nor rho")
+
+    def param(key, name, doc):
+        return ir.Parameter(name, given[key], POOL_SETTINGS[key], doc) if key in given else None
+
+    if not kinds:   # a constant concentration: cai is a parameter
+        return ir.Pool(ion, "fixed", param("resting", f"{ion}i", f"{ion} concentration inside"),
+                       param("outside", f"{ion}o", f"{ion} concentration outside"))
+    return ir.Pool(ion, "decaying" if kinds == ["depth"] else "fixed_factor",
+                   resting=param("resting", f"resting_{ion}", f"resting {ion} concentration"),
+                   outside=param("outside", f"{ion}o", f"{ion} concentration outside"),
+                   decay=param("decay", f"decay_{ion}", f"{ion} pool decay time constant"),
+                   depth=param("depth", f"depth_{ion}", f"{ion} pool shell depth"),
+                   rho=param("rho", f"rho_{ion}", f"{ion} pool current-to-concentration factor"),
+                   initial=given.get("initial"))
+
+
+def _check_cell_quantities(cell: ast.Cell, channels: list[ir.Channel], temperature, pools):
+    """Every temperature or concentration a channel reads must be given by the cell."""
+    have = {"temperature"} if temperature is not None else set()
+    for p in pools:
+        have |= {f"{p.ion}i", f"{p.ion}o"}
+    for ch in channels:
+        exprs = [ch.current] + [e.expr for e in ch.expressions] + \
+            [x for g in ch.gates for x in (g.steady_state, g.time_constant)]
+        needed = {s.name for e in exprs for s in e.free_symbols} & set(CELL_QUANTITIES)
+        for name in sorted(needed - have):
+            if name == "temperature":
+                raise error_at(cell.loc, f"channel {ch.name} depends on temperature (a Q10 or nernst), but cell "
+                                         f"{cell.name} sets none", "add e.g. `temperature = 36 degC` to the cell")
+            raise error_at(cell.loc, f"channel {ch.name} reads {name} ({CELL_QUANTITIES[name][0]}), but cell "
+                                     f"{cell.name} has no pool for {name[:-1]}",
+                           f"add e.g. pool {name[:-1]} {{ resting = 50 nM; outside = 2 mM }}")
 
 
 def _apply_overrides(channel: ir.Channel, use: ast.ChannelUse) -> ir.Channel:
@@ -609,10 +832,16 @@ def _apply_overrides(channel: ir.Channel, use: ast.ChannelUse) -> ir.Channel:
         return channel
     _check_duplicates([(o.name, o.loc) for o in use.overrides], f"override of channel {channel.name}")
     params = {p.name: p for p in channel.parameters}
+    vshift = None
     for o in use.overrides:
+        if o.name == "vshift":
+            value, dim = _constant(o.expr, "the voltage shift vshift")
+            _expect(o.expr, units.VOLTAGE, dim, f"vshift of channel {channel.name}")
+            vshift = ir.Parameter(f"vshift_{channel.name}", value, dim, "voltage shift of the gates")
+            continue
         qualified = f"{o.name}_{channel.name}"
         if qualified not in params:
-            names = ", ".join(p.name[: -len(channel.name) - 1] for p in channel.parameters)
+            names = ", ".join([p.name[: -len(channel.name) - 1] for p in channel.parameters] + ["vshift"])
             raise error_at(o.loc, f"channel {channel.name} has no parameter '{o.name}'", f"parameters: {names}")
         value, dim = _constant(o.expr, f"the override of {o.name}")
         old = params[qualified]
@@ -622,10 +851,20 @@ def _apply_overrides(channel: ir.Channel, use: ast.ChannelUse) -> ir.Channel:
         if dim in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA) and float(units.to_si(value)) < 0:
             raise error_at(_start(o.expr), f"conductance {o.name} of channel {channel.name} is negative")
         params[qualified] = ir.Parameter(qualified, value, dim, old.doc)
-    changed = ir.Channel(channel.name, channel.ion, tuple(params[p.name] for p in channel.parameters),
-                         channel.expressions, channel.gates, channel.current, channel.current_is_density)
+    gates = channel.gates if vshift is None else tuple(_shifted(g, channel, vshift) for g in channel.gates)
+    changed = dataclasses.replace(channel, parameters=tuple(params[p.name] for p in channel.parameters),
+                                  gates=gates, vshift=vshift)
     _check_gate_ranges(changed, {}, use.loc, because=f" (with the overrides in {use.name}(...))")
     return changed
+
+
+def _shifted(gate: ir.Gate, channel: ir.Channel, vshift: ir.Parameter) -> ir.Gate:
+    """The gate's rates evaluated at v - vshift (its curves moved by +vshift). The channel's named
+    expressions are put in first, since the current may use them at the unshifted v."""
+    def shift(expr):
+        return None if expr is None else inline(expr, channel=channel).xreplace({ir.V: ir.V - vshift.symbol})
+    return dataclasses.replace(gate, steady_state=shift(gate.steady_state), time_constant=shift(gate.time_constant),
+                               alpha=shift(gate.alpha), beta=shift(gate.beta))
 
 
 def _check_initial(cell: ast.Cell, channels: list[ir.Channel], leak) -> tuple[ir.InitialValue, ...]:

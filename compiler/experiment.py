@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import sympy
 
 from . import ir, units
 from .errors import HHCError, SourceLocation
@@ -79,6 +80,16 @@ class Experiment:
     auto_choice: dict | None = None      # how method/dt = "auto" were chosen (hhc.advise.choose)
     segment: float | None = None         # s: results are written every this much biological time
     model_digest: str = ""               # the cell's name and .chan texts (resolve()): part of the fingerprint
+    temperature: float | None = None     # degC: [model] temperature, replacing the cell's own
+
+    def cell_of(self, model: ir.Model) -> ir.Cell:
+        """The experiment's cell in a model, at the experiment's temperature if it sets one."""
+        cell = model.cell(self.cell_name)
+        if self.temperature is None:
+            return cell
+        value = sympy.Rational(repr(self.temperature)) * units.unit_symbol("degC")
+        return dataclasses.replace(cell, temperature=ir.Parameter("temperature", value, units.TEMPERATURE,
+                                                                  "temperature (set by the experiment)"))
 
     def with_dt(self, dt: float) -> "Experiment":
         """The experiment at a concrete dt (after dt = "auto" is chosen): traces without an interval
@@ -92,7 +103,7 @@ class Experiment:
 
     def fingerprint(self) -> str:
         """What the compiled simulation depends on (not the backend's thread count)."""
-        d = {"model": self.model_digest, "size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
+        d = {"model": self.model_digest, "temperature": self.temperature, "size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
              "precision": self.precision, "dt_auto": self.dt_auto,
              "initial": self.initial, "protocol": [(p.duration, sorted(p.inputs.items())) for p in self.protocol],
              "spikes": self.record_spikes if self.record_spikes in (True, None) else list(self.record_spikes),
@@ -361,7 +372,7 @@ def load_experiment(path: str | Path) -> Experiment:
                                f"[{section}]" if f"[{section}]" in text else section)
 
     model = _table(reader, data, "model")
-    _unknown_keys(reader, model, {"file", "cell"}, "model")
+    _unknown_keys(reader, model, {"file", "cell", "temperature"}, "model")
     if "file" not in model:
         raise reader.error("[model] needs file = \"path/to/model.chan\"")
     if not isinstance(model["file"], str):
@@ -371,6 +382,13 @@ def load_experiment(path: str | Path) -> Experiment:
     model_file = (path.parent / model["file"]).resolve()
     if not model_file.is_file():
         raise reader.error(f"model file {model['file']!r} not found (looked for {model_file})", model["file"], "file")
+
+    temperature = None
+    if "temperature" in model:
+        temperature = reader.quantity(model["temperature"], units.TEMPERATURE, "[model] temperature", "temperature")
+        if not -50 <= temperature <= 100:
+            raise reader.error(f"[model] temperature = {model['temperature']!r} is out of range (-50 to 100 degC)",
+                               model["temperature"], "temperature")
 
     population = _table(reader, data, "population")
     _unknown_keys(reader, population, {"size"}, "population")
@@ -483,7 +501,7 @@ def load_experiment(path: str | Path) -> Experiment:
         seed=seed, initial={str(k): v for k, v in initial.items()},
         protocol=tuple(Phase(d, dict(inp)) for d, inp in phases),   # inputs resolved against the cell later
         record_spikes=record_spikes, traces=tuple(traces), precision=precision, dt_auto=dt_auto,
-        tolerance=tolerance, segment=segment,
+        tolerance=tolerance, segment=segment, temperature=temperature,
         backend=BackendSettings(backend.get("name", "brian2"), backend.get("device"), threads,
                                 backend.get("mpi"), backend.get("launcher")))
     exp_reader_cache[exp.path] = reader
@@ -573,7 +591,9 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
         if dim != want:
             raise reader.error(f"[initial] {key} must be a {want.name}, but {raw!r} is a {dim.name}", raw, key)
         value = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
-        if state != "v" and ((value < 0) | (value > 1)).any():
+        if want == units.CONCENTRATION and (value < 0).any():
+            raise reader.error(f"[initial] {key}: a concentration cannot be negative", raw, key)
+        if state != "v" and want == units.DIMENSIONLESS and ((value < 0) | (value > 1)).any():
             raise reader.error(f"[initial] {key}: gate values are fractions in [0, 1]; "
                                f"{raw!r} gives values from {value.min():g} to {value.max():g}", raw, key)
         arrays[state] = value

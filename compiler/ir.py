@@ -96,11 +96,24 @@ class NamedExpression:
 
 
 @dataclass(frozen=True)
+class Q10:
+    """How temperature scales a gate's kinetics: its rates are multiplied by `factor` (its time
+    constant divided by it). `factor` is q10 ^ ((temperature - reference_temperature) / 10 degC), or
+    the fixed number `fixed` (NeuroML's q10Fixed). The others are the parameter symbols it is made of,
+    kept so NeuroML can write its own q10Settings."""
+    factor: sympy.Expr
+    q10: sympy.Expr | None = None
+    reference_temperature: sympy.Expr | None = None
+    fixed: sympy.Expr | None = None
+
+
+@dataclass(frozen=True)
 class Gate:
     """A gating variable x with dx/dt = (steady_state - x) / time_constant.
 
     Gates written in alpha/beta form keep their rates; steady_state and time_constant are then
-    alpha/(alpha+beta) and 1/(alpha+beta).
+    alpha/(alpha+beta) and 1/(alpha+beta). With a Q10, the rates and time constant here already
+    include its factor (every target reads them as they are); `base_*` are the rates before it.
     """
     name: str                  # as written in the channel: "m"
     channel: str               # "NaF"
@@ -109,6 +122,24 @@ class Gate:
     time_constant: sympy.Expr  # time
     alpha: sympy.Expr | None = None   # 1/time, alpha/beta form only
     beta: sympy.Expr | None = None
+    q10: Q10 | None = None
+
+    @property
+    def _factor(self) -> sympy.Expr:
+        return self.q10.factor if self.q10 is not None else sympy.Integer(1)
+
+    @property
+    def base_time_constant(self) -> sympy.Expr:
+        """The time constant at the Q10's reference temperature (factor removed)."""
+        return self.time_constant * self._factor
+
+    @property
+    def base_alpha(self) -> sympy.Expr | None:
+        return None if self.alpha is None else self.alpha / self._factor
+
+    @property
+    def base_beta(self) -> sympy.Expr | None:
+        return None if self.beta is None else self.beta / self._factor
 
     @property
     def state(self) -> str:
@@ -140,10 +171,82 @@ class Channel:
     gates: tuple[Gate, ...]
     current: sympy.Expr                        # outward current (A, or A/m² for densities)
     current_is_density: bool = False
+    nernst: str | None = None                  # the ion, when E is exactly nernst(ion)
+    vshift: Parameter | None = None            # set where the cell uses it; already in the gates
 
     @property
     def current_name(self) -> str:
         return f"I_{self.name}"
+
+    @property
+    def is_passive(self) -> bool:
+        return not self.gates
+
+
+# Valences of the ions whose concentrations channels may read (`cai`, `cao`, ...).
+ION_VALENCE = {"ca": 2, "na": 1, "k": 1, "cl": -1, "mg": 2}
+FARADAY = sympy.Rational("96485.33212")       # C/mol
+GAS_CONSTANT = sympy.Rational("8.314462618")  # J/(mol K)
+ZERO_CELSIUS = sympy.Rational("273.15")       # K
+
+
+def inside(ion: str) -> sympy.Symbol:
+    """The intracellular concentration of an ion as a name in expressions: cai."""
+    return sympy.Symbol(f"{ion}i")
+
+
+def outside(ion: str) -> sympy.Symbol:
+    return sympy.Symbol(f"{ion}o")
+
+
+TEMPERATURE = sympy.Symbol("temperature")
+
+
+def nernst(ion: str) -> sympy.Expr:
+    """E = R T / (z F) ln(co / ci), T in kelvin from the cell's temperature in degC, in volts
+    written with unit symbols (V = J/C; the degree and mol cancel)."""
+    z = ION_VALENCE[ion]
+    r = GAS_CONSTANT * units.unit_symbol("V") * units.unit_symbol("A") * units.unit_symbol("s") / (
+        units.unit_symbol("mol") * units.unit_symbol("degC"))
+    f = FARADAY * units.unit_symbol("A") * units.unit_symbol("s") / units.unit_symbol("mol")
+    temperature_k = TEMPERATURE + ZERO_CELSIUS * units.unit_symbol("degC")
+    return r * temperature_k / (z * f) * sympy.log(outside(ion) / inside(ion))
+
+
+@dataclass(frozen=True)
+class Pool:
+    """An ion's intracellular concentration `cai`.
+
+    kind "decaying": fed by the ion's currents into a shell `depth` under the membrane,
+        d cai/dt = -I_ion / (z F area depth) - (cai - resting) / decay;
+    kind "fixed_factor": d cai/dt = -rho I_ion / area - (cai - resting) / decay;
+    kind "fixed": cai stays at `resting` (then a parameter, not a state).
+    I_ion is the sum of the outward currents of the cell's channels that declare the ion.
+    """
+    ion: str
+    kind: str
+    resting: Parameter
+    outside: Parameter                   # cao, constant
+    decay: Parameter | None = None
+    depth: Parameter | None = None       # decaying
+    rho: Parameter | None = None         # fixed_factor
+    initial: sympy.Expr | None = None    # default: resting
+
+    @property
+    def state(self) -> str:
+        return f"{self.ion}i"
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return inside(self.ion)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.kind != "fixed"
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        return tuple(p for p in (self.resting, self.outside, self.decay, self.depth, self.rho) if p is not None)
 
 
 @dataclass(frozen=True)
@@ -172,6 +275,8 @@ class Cell:
     initial: tuple[InitialValue, ...]
     threshold: sympy.Expr | None              # spike when v rises above this voltage
     sources: tuple[str, ...] = field(default=())   # every file read, for cache keys and headers
+    temperature: Parameter | None = None      # degC; channels with a Q10 or nernst() need it
+    pools: tuple[Pool, ...] = ()
 
     # ---- derived views backends use
     @property
@@ -179,19 +284,43 @@ class Cell:
         return tuple(g for ch in self.channels for g in ch.gates)
 
     @property
+    def dynamic_pools(self) -> tuple[Pool, ...]:
+        return tuple(p for p in self.pools if p.is_dynamic)
+
+    @property
     def states(self) -> tuple[str, ...]:
-        return ("v",) + tuple(g.state for g in self.gates)
+        return ("v",) + tuple(g.state for g in self.gates) + tuple(p.state for p in self.dynamic_pools)
 
     @property
     def parameters(self) -> tuple[Parameter, ...]:
         params = [self.capacitance]
         if self.area is not None:
             params.append(self.area)
+        if self.temperature is not None:
+            params.append(self.temperature)
         for ch in self.channels:
             params.extend(ch.parameters)
+            if ch.vshift is not None:
+                params.append(ch.vshift)
         if self.leak is not None:
             params.extend(self.leak)
+        for pool in self.pools:
+            params.extend(pool.parameters)
         return tuple(params)
+
+    def ion_current(self, ion: str) -> sympy.Expr:
+        """The total outward current (A) of the channels that declare `ion`, by their current names."""
+        return sum((sympy.Symbol(ch.current_name) for ch in self.channels if ch.ion == ion), sympy.Integer(0))
+
+    def pool_derivative(self, pool: Pool) -> sympy.Expr:
+        """d cai/dt, with the channel currents as their names (I_CaT ...), in the cell's units."""
+        c = pool.symbol
+        relax = -(c - pool.resting.symbol) / pool.decay.symbol
+        current = self.ion_current(pool.ion)
+        if pool.kind == "decaying":
+            f = FARADAY * units.unit_symbol("A") * units.unit_symbol("s") / units.unit_symbol("mol")
+            return -current / (ION_VALENCE[pool.ion] * f * self.area.symbol * pool.depth.symbol) + relax
+        return -pool.rho.symbol * current / self.area.symbol + relax
 
     @property
     def expressions(self) -> tuple[NamedExpression, ...]:
@@ -233,7 +362,11 @@ class Cell:
         return None
 
     def state_dimension(self, state: str) -> Dimension:
-        return units.VOLTAGE if state == "v" else units.DIMENSIONLESS
+        if state == "v":
+            return units.VOLTAGE
+        if any(p.state == state for p in self.pools):
+            return units.CONCENTRATION
+        return units.DIMENSIONLESS
 
     def unit_symbols(self) -> set[sympy.Symbol]:
         """Every unit symbol used anywhere in the cell."""
@@ -244,6 +377,8 @@ class Cell:
             exprs += [g.steady_state, g.time_constant]
         exprs += [ch.current for ch in self.channels]
         exprs += [iv.value for iv in self.initial if iv.value is not None]
+        exprs += [self.pool_derivative(p) for p in self.dynamic_pools]
+        exprs += [ch.current for ch in self.channels]
         if self.threshold is not None:
             exprs.append(self.threshold)
         for e in exprs:

@@ -213,6 +213,24 @@ class _ToAst(Transformer):
         base, exponent = children
         return ast.Pow(base, exponent, _expr_loc(base))
 
+    @v_args(meta=True)
+    def comparison(self, meta, children):
+        left, op, right = children
+        return ast.Comparison(str(op), left, right, self._loc(op))
+
+    @v_args(meta=True)
+    def both(self, meta, children):
+        return ast.Logic("and", children[0], children[1], _expr_loc(children[0]))
+
+    @v_args(meta=True)
+    def either(self, meta, children):
+        return ast.Logic("or", children[0], children[1], _expr_loc(children[0]))
+
+    @v_args(meta=True)
+    def conditional(self, meta, children):
+        then, condition, otherwise = children
+        return ast.Conditional(then, condition, otherwise, _expr_loc(then))
+
     # ---- statements
     @v_args(inline=True)
     def assignment(self, name, expr):
@@ -275,6 +293,11 @@ class _ToAst(Transformer):
         return ("leak", tuple(c for c in children if c is not None),
                 ast.Loc(self.source, meta.line, meta.column))
 
+    @v_args(meta=True)
+    def pool(self, meta, children):
+        ion, *assignments = children
+        return ast.Pool(str(ion), tuple(a for a in assignments if a is not None), self._loc(ion))
+
     @v_args(inline=True)
     def input_stmt(self, name, kind):
         return ast.Input(str(name), str(kind), self._loc(name), self._loc(kind))
@@ -302,11 +325,14 @@ class _ToAst(Transformer):
     def cell(self, meta, children):
         name, *stmts = children
         assignments, channels, leak, leak_loc, inputs, initial, spike = [], [], None, None, [], [], None
+        pools = []
         for stmt in stmts:
             if stmt is None:
                 continue
             if isinstance(stmt, ast.Assignment):
                 assignments.append(stmt)
+            elif isinstance(stmt, ast.Pool):
+                pools.append(stmt)
             elif isinstance(stmt, ast.Input):
                 inputs.append(stmt)
             elif isinstance(stmt, ast.Spike):
@@ -322,7 +348,7 @@ class _ToAst(Transformer):
             elif stmt[0] == "initial":
                 initial.extend(stmt[1])
         return ast.Cell(str(name), tuple(assignments), tuple(channels), leak, leak_loc, tuple(inputs),
-                        tuple(initial), spike, self._loc(name))
+                        tuple(initial), spike, self._loc(name), tuple(pools))
 
     @v_args(inline=True)
     def import_stmt(self, path):

@@ -80,6 +80,8 @@ def derivatives(cell: ir.Cell) -> dict[str, sympy.Expr]:
     out = {"v": _substitute_all(cell.dv_dt, table)}
     for g in cell.gates:
         out[g.state] = _substitute_all(g.derivative, table)
+    for pool in cell.dynamic_pools:
+        out[pool.state] = _substitute_all(cell.pool_derivative(pool), table)
     return out
 
 
@@ -91,8 +93,21 @@ def in_si(cell: ir.Cell, expr: sympy.Expr) -> sympy.Expr:
 
 def steady_state_si(cell: ir.Cell, gate: ir.Gate) -> sympy.Expr:
     """A gate's steady state as an expression of v alone (volts), parameter values in, in SI: what
-    a gate left at its steady state starts at."""
-    return in_si(cell, inline(gate.steady_state, cell))
+    a gate left at its steady state starts at. A gate that reads a concentration starts at its
+    steady state for the pool's initial concentration."""
+    pools = {p.symbol: p.initial if p.initial is not None else p.resting.value for p in cell.dynamic_pools}
+    return in_si(cell, inline(gate.steady_state, cell).xreplace(pools))
+
+
+# The size of each kind of state in SI, for absolute tolerances: 100 mV for v, 1 for a gate, and a
+# pool's resting concentration (at least 1 nM) for an ion concentration.
+V_SCALE = 0.1
+
+
+def state_scales(cell: ir.Cell) -> list[float]:
+    """One typical magnitude per state of cell.states (SI): an integrator's atol is rtol times it."""
+    pools = {p.state: max(float(units.to_si(p.resting.value)), 1e-6) for p in cell.dynamic_pools}
+    return [V_SCALE if s == "v" else pools.get(s, 1.0) for s in cell.states]
 
 
 def derivatives_si(cell: ir.Cell) -> dict[str, sympy.Expr]:

@@ -19,9 +19,11 @@ class Dimension:
     mass: Fraction = Fraction(0)
     time: Fraction = Fraction(0)
     current: Fraction = Fraction(0)
+    amount: Fraction = Fraction(0)         # mol: ion concentrations
+    temperature: Fraction = Fraction(0)    # a degree (kelvin-sized): Q10 and Nernst
 
     def _vec(self):
-        return (self.length, self.mass, self.time, self.current)
+        return (self.length, self.mass, self.time, self.current, self.amount, self.temperature)
 
     def __mul__(self, other: "Dimension") -> "Dimension":
         return Dimension(*(a + b for a, b in zip(self._vec(), other._vec())))
@@ -47,7 +49,7 @@ class Dimension:
     @property
     def si_expression(self) -> str:
         parts = []
-        for symbol, exp in zip(("m", "kg", "s", "A"), self._vec()):
+        for symbol, exp in zip(("m", "kg", "s", "A", "mol", "K"), self._vec()):
             if exp == 1:
                 parts.append(symbol)
             elif exp:
@@ -63,12 +65,16 @@ LENGTH = Dimension(length=Fraction(1))
 MASS = Dimension(mass=Fraction(1))
 TIME = Dimension(time=Fraction(1))
 CURRENT = Dimension(current=Fraction(1))
+AMOUNT = Dimension(amount=Fraction(1))
+TEMPERATURE = Dimension(temperature=Fraction(1))
 VOLTAGE = Dimension(Fraction(2), Fraction(1), Fraction(-3), Fraction(-1))
 CONDUCTANCE = CURRENT / VOLTAGE
 CAPACITANCE = CURRENT * TIME / VOLTAGE
 RESISTANCE = VOLTAGE / CURRENT
 AREA = LENGTH ** 2
 RATE = DIMENSIONLESS / TIME
+CONCENTRATION = AMOUNT / LENGTH ** 3
+CHARGE = CURRENT * TIME
 
 NAMED_DIMENSIONS = {
     "dimensionless": DIMENSIONLESS,
@@ -86,6 +92,10 @@ NAMED_DIMENSIONS = {
     "capacitance density": CAPACITANCE / AREA,
     "voltage per time": VOLTAGE / TIME,
     "1/voltage": DIMENSIONLESS / VOLTAGE,
+    "concentration": CONCENTRATION,
+    "temperature": TEMPERATURE,
+    "amount": AMOUNT,
+    "rate per concentration": RATE / CONCENTRATION,
     "rate per voltage": RATE / VOLTAGE,
 }
 
@@ -122,6 +132,17 @@ def _build_table() -> dict[str, Unit]:
     table["Ohm"] = Unit("Ohm", Fraction(1), RESISTANCE)
     table["kOhm"] = Unit("kOhm", Fraction(1000), RESISTANCE)
     table["MOhm"] = Unit("MOhm", Fraction(10**6), RESISTANCE)
+    # amounts and concentrations: 1 mM = 1 mol/m3 (the SI value of a concentration is in mol/m3)
+    for prefix, scale in {"": Fraction(1), "m": Fraction(1, 1000), "u": Fraction(1, 10**6)}.items():
+        table[prefix + "mol"] = Unit(prefix + "mol", scale, AMOUNT)
+    for prefix, scale in {"": Fraction(1000), "m": Fraction(1), "u": Fraction(1, 1000),
+                          "n": Fraction(1, 10**6)}.items():
+        table[prefix + "M"] = Unit(prefix + "M", scale, CONCENTRATION)
+    table["m3"] = Unit("m3", Fraction(1), LENGTH ** 3)
+    # Temperatures are written in degrees Celsius; a degree has the size of a kelvin (SI scale 1), so
+    # differences (Q10) need no offset and nernst() adds the 273.15 itself. There is no `K` unit, so
+    # nobody can mix the two scales.
+    table["degC"] = Unit("degC", Fraction(1), TEMPERATURE)
     return table
 
 
@@ -129,7 +150,7 @@ UNITS: dict[str, Unit] = _build_table()
 
 # The unit a quantity of a dimension is most naturally written in, for messages and generated code.
 PREFERRED_UNIT = {VOLTAGE: "mV", TIME: "ms", CURRENT: "pA", CONDUCTANCE: "nS", CAPACITANCE: "pF",
-                  AREA: "um2", RATE: "Hz"}
+                  AREA: "um2", RATE: "Hz", CONCENTRATION: "mM", TEMPERATURE: "degC"}
 
 
 def unit_symbol(name: str) -> sympy.Symbol:

@@ -89,8 +89,7 @@ def prepare(experiment, overrides: RunOverrides | None = None, choose_auto=True,
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     exp = _fit_to_cores(exp.with_overrides(overrides), overrides)
     cut = overrides.duration_s
-    model = load_model(exp.model_file)
-    cell = model.cell(exp.cell_name)
+    cell = exp.cell_of(load_model(exp.model_file))
     exp = resolve(exp, cell)
     # "auto" is chosen for the experiment as written, not for a --duration cut of it
     if choose_auto:

@@ -1,0 +1,927 @@
+"""NeuroML2 (and the LEMS around it) → .chan text: an input language of the compiler.
+
+Reads what published models are written in: `ionChannelHH`/`ionChannel`/`ionChannelPassive` with
+gates in both spellings (`<gateHHrates>` or `<gate type="gateHHrates">`), Q10 settings, standard
+rate types and custom LEMS `ComponentType`s (Constants, Parameters, chains of DerivedVariables,
+ConditionalDerivedVariables), `<include>`d files, single-segment cells with Ca pools, Nernst
+reversal and vShift, and a network (temperature, one population, pulse generators) which becomes an
+experiment file. What hhc cannot hold is refused as `file:line: element: why`, never dropped.
+
+The meaning followed is NeuroML's own (NeuroML2CoreTypes Cells.xml / Channels.xml as jLEMS runs
+them); where hhc's language spells it differently the translation says so in a comment.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sympy
+from sympy.printing.str import StrPrinter
+
+from . import ir, units
+from .errors import HHCError, SourceLocation
+
+# The NeuroML standard's own files: documents include them for LEMS, hhc knows their content.
+STANDARD_INCLUDES = {"NeuroMLCoreDimensions.xml", "NeuroMLCoreCompTypes.xml", "Cells.xml", "Channels.xml",
+                     "Synapses.xml", "Inputs.xml", "Networks.xml", "PyNN.xml", "Simulation.xml",
+                     "NeuroML2CoreTypes.xml"}
+
+# NeuroML unit symbol → (.chan unit text, factor to it). Temperatures are handled apart (offsets).
+_UNITS = {
+    "s": ("s", 1), "ms": ("ms", 1), "min": ("s", 60), "hour": ("s", 3600),
+    "per_s": ("/s", 1), "Hz": ("Hz", 1), "kHz": ("kHz", 1), "per_ms": ("/ms", 1),
+    "per_min": ("/s", 1 / 60), "per_hour": ("/s", 1 / 3600),
+    "m": ("m", 1), "cm": ("cm", 1), "mm": ("mm", 1), "um": ("um", 1),
+    "m2": ("m2", 1), "cm2": ("cm2", 1), "um2": ("um2", 1),
+    "m3": ("m3", 1), "cm3": ("m3", 1e-6), "litre": ("m3", 1e-3), "um3": ("m3", 1e-18),
+    "V": ("V", 1), "mV": ("mV", 1), "per_V": ("/V", 1), "per_mV": ("/mV", 1),
+    "ohm": ("ohm", 1), "kohm": ("kohm", 1), "Mohm": ("Mohm", 1),
+    "S": ("S", 1), "mS": ("mS", 1), "uS": ("uS", 1), "nS": ("nS", 1), "pS": ("pS", 1),
+    "S_per_m2": ("S/m2", 1), "mS_per_cm2": ("mS/cm2", 1), "S_per_cm2": ("S/cm2", 1),
+    "uS_per_cm2": ("uS/cm2", 1),
+    "F": ("F", 1), "uF": ("uF", 1), "nF": ("nF", 1), "pF": ("pF", 1),
+    "F_per_m2": ("F/m2", 1), "uF_per_cm2": ("uF/cm2", 1),
+    "A": ("A", 1), "mA": ("mA", 1), "uA": ("uA", 1), "nA": ("nA", 1), "pA": ("pA", 1),
+    "A_per_m2": ("A/m2", 1), "uA_per_cm2": ("uA/cm2", 1), "mA_per_cm2": ("mA/cm2", 1),
+    "C": ("A*s", 1), "C_per_mol": ("A*s/mol", 1),
+    "mol_per_m3": ("mM", 1), "mol_per_cm3": ("mM", 1e6), "M": ("M", 1), "mM": ("mM", 1),
+    "uM": ("uM", 1), "nM": ("nM", 1), "mol": ("mol", 1),
+    "S_per_V": ("S/V", 1), "nS_per_mV": ("nS/mV", 1),
+    "mol_per_m_per_A_per_s": ("mol/m/A/s", 1), "mol_per_cm_per_uA_per_ms": ("mol/m/A/s", 1e11),
+    "umol_per_cm_per_nA_per_ms": ("mol/m/A/s", 1e8),
+}
+_TEMPERATURE_UNITS = {"K": 0.0, "degC": 273.15}          # offset to kelvin
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+
+STANDARD_RATES = {"HHExpRate", "HHSigmoidRate", "HHExpLinearRate"}
+STANDARD_VARIABLES = {"HHExpVariable", "HHSigmoidVariable", "HHExpLinearVariable"}
+GATE_KINDS = {"gateHHrates": ("forwardRate", "reverseRate"), "gateHHtauInf": ("timeCourse", "steadyState"),
+              "gateHHratesTau": ("forwardRate", "reverseRate", "timeCourse"),
+              "gateHHratesInf": ("forwardRate", "reverseRate", "steadyState"),
+              "gateHHratesTauInf": ("forwardRate", "reverseRate", "timeCourse", "steadyState"),
+              "gateHHInstantaneous": ("steadyState",)}
+# what a rate element's custom ComponentType must extend, per role
+_BASES = {"rate": ("baseVoltageDepRate", "baseVoltageConcDepRate"),
+          "variable": ("baseVoltageDepVariable", "baseVoltageConcDepVariable"),
+          "time": ("baseVoltageDepTime", "baseVoltageConcDepTime")}
+_EXPOSURE = {"rate": "r", "variable": "x", "time": "t"}
+_POINT_CELLS = {"iafCell", "iafTauCell", "iafTauRefCell", "iafRefCell", "izhikevichCell", "izhikevich2007Cell",
+                "adExIaFCell", "fitzHughNagumoCell", "fitzHughNagumo1969Cell", "pinskyRinzelCA3Cell",
+                "hindmarshRose1984Cell", "IF_curr_alpha", "IF_curr_exp", "IF_cond_alpha", "IF_cond_exp",
+                "EIF_cond_exp_isfa_ista", "EIF_cond_alpha_isfa_ista", "HH_cond_exp", "cell2CaPools"}
+
+CAI, TEMPERATURE, VSHIFT = sympy.Symbol("cai"), sympy.Symbol("temperature"), sympy.Symbol("vShift")
+FWD, REV = sympy.Symbol("fwd"), sympy.Symbol("rev")
+KELVIN_OFFSET = sympy.Float(273.15, 15) * units.unit_symbol("degC")
+
+
+def tag_of(el) -> str:
+    tag = el.tag
+    return tag.split("}", 1)[1] if isinstance(tag, str) and "}" in tag else str(tag)
+
+
+def children(el, tag: str | None = None) -> list:
+    return [c for c in el if isinstance(c.tag, str) and (tag is None or tag_of(c) == tag)]
+
+
+def fmt(x: float) -> str:
+    s = f"{x:.12g}"
+    if "e" in s:
+        mantissa, exp = s.split("e")
+        s = f"{mantissa}e{int(exp)}"
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+@dataclass
+class Source:
+    """One XML file read: its path and lines, for located errors."""
+    path: str
+    lines: list[str]
+
+    def location(self, element) -> SourceLocation | None:
+        line = getattr(element, "sourceline", None) or 0
+        if not line:
+            return None
+        text = self.lines[line - 1] if line <= len(self.lines) else ""
+        return SourceLocation(self.path, line, max(1, text.find("<") + 1), text)
+
+    def error(self, element, message: str, hint: str | None = None) -> HHCError:
+        loc = self.location(element)
+        return HHCError(message if loc else f"{self.path}: {message}", loc, hint)
+
+
+@dataclass
+class Item:
+    """A top-level element and the file it came from."""
+    element: object
+    source: Source
+
+    @property
+    def tag(self) -> str:
+        return tag_of(self.element)
+
+    def error(self, message: str, element=None, hint: str | None = None) -> HHCError:
+        return self.source.error(self.element if element is None else element, message, hint)
+
+
+class Documents:
+    """Every top-level element of a file and of what it includes, each file read once."""
+
+    def __init__(self, path: str | Path, text: str | None = None):
+        self.items: list[Item] = []
+        self.read: set[Path] = set()
+        self._load(Path(path), text, stack=[])
+
+    def _parse(self, path: Path, text: str) -> tuple[object, Source]:
+        try:
+            from lxml import etree
+        except ImportError:     # lxml comes with the [neuroml] extra
+            raise HHCError("hhc import needs lxml: pip install 'hhc[neuroml]'") from None
+        source = Source(str(path), text.splitlines())
+        try:
+            root = etree.fromstring(text.encode(), etree.XMLParser(remove_comments=True, huge_tree=True))
+        except etree.XMLSyntaxError as exc:
+            line = exc.lineno or 0
+            line_text = source.lines[line - 1] if 0 < line <= len(source.lines) else ""
+            raise HHCError(f"not well-formed XML: {exc.msg}",
+                           SourceLocation(str(path), line, max(1, exc.offset or 1), line_text)) from None
+        if tag_of(root) not in ("neuroml", "Lems"):
+            raise source.error(root, f"<{tag_of(root)}> is not a NeuroML2 (<neuroml>) or LEMS (<Lems>) document")
+        return root, source
+
+    def _load(self, path: Path, text: str | None, stack: list[tuple[Path, Source, object]]):
+        if text is None:
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                if stack:
+                    _, source, element = stack[-1]
+                    raise source.error(element, f"cannot include {path.name}: {exc.strerror} ({path})") from None
+                raise HHCError(f"cannot read {path}: {exc.strerror}") from None
+        key = path.resolve()
+        self.read.add(key)
+        root, source = self._parse(path, text)
+        for el in children(root):
+            tag = tag_of(el)
+            if tag in ("include", "Include"):
+                self._include(el, source, path, stack)
+            else:
+                self.items.append(Item(el, source))
+
+    def _include(self, el, source: Source, path: Path, stack):
+        href = el.get("href") or el.get("file") or el.get("url")
+        if not href:
+            raise source.error(el, "<include> without href")
+        target = (path.parent / href)
+        key = target.resolve()
+        chain = [p for p, _, _ in stack] + [path.resolve()]
+        if key in chain:
+            names = " → ".join(p.name for p in chain[chain.index(key):]) + f" → {target.name}"
+            raise source.error(el, f"include cycle: {names}")
+        if key in self.read:
+            return                                   # read once, however often included
+        if not target.exists() and Path(href).name in STANDARD_INCLUDES:
+            return                                   # the standard's own definitions: hhc knows them
+        self._load(target, None, stack + [(path.resolve(), source, el)])
+
+    def of(self, *tags: str) -> list[Item]:
+        return [i for i in self.items if i.tag in tags]
+
+
+# ---------------------------------------------------------------------------------------------
+# quantities and expressions
+
+def _unit_expr(text: str) -> sympy.Expr:
+    """'mol/m/A/s' → mol/(m*A*s) with hhc's unit symbols."""
+    expr, op = sympy.Integer(1), "*"
+    for token in re.split(r"([*/])", text):
+        if token in "*/":
+            op = token or op
+            continue
+        sym = units.unit_symbol(token)
+        expr = expr * sym if op == "*" else expr / sym
+    return expr
+
+
+def quantity(text: str | None, item: Item, element, what: str) -> sympy.Expr:
+    """A NeuroML quantity ('-40mV', '0.1 per_ms', '310K') as a SymPy quantity in hhc's units, with
+    LEMS's meaning: a temperature is its kelvin value (written in degC, whose size is a kelvin)."""
+    m = re.fullmatch(rf"\s*({_NUMBER})\s*([A-Za-z_0-9]*)\s*", text or "")
+    if not m:
+        raise item.error(f"{what} = {text!r} is not a NeuroML quantity", element)
+    number, unit = float(m.group(1)), m.group(2)
+    if unit in _TEMPERATURE_UNITS:
+        return _float(number + _TEMPERATURE_UNITS[unit]) * units.unit_symbol("degC")
+    if unit and unit not in _UNITS:
+        raise item.error(f"{what} = {text!r}: unit {unit!r} is not a NeuroML unit hhc knows", element)
+    if not unit:
+        return _float(number)
+    chan_unit, factor = _UNITS[unit]
+    return _float(number * factor) * _unit_expr(chan_unit.lstrip("/")) ** (-1 if chan_unit.startswith("/") else 1)
+
+
+def celsius(text: str | None, item: Item, element, what: str) -> float:
+    """An absolute temperature ('6.3degC', '279.45 K') in degrees Celsius, as .chan writes them."""
+    m = re.fullmatch(rf"\s*({_NUMBER})\s*(K|degC)\s*", text or "")
+    if not m:
+        raise item.error(f"{what} = {text!r} is not a temperature (e.g. '6.3degC' or '279.45K')", element)
+    number = float(m.group(1))
+    return number if m.group(2) == "degC" else number - 273.15
+
+
+def _float(x: float) -> sympy.Expr:
+    return sympy.Integer(int(x)) if float(x).is_integer() and abs(x) < 1e15 else sympy.Float(x, 15)
+
+
+class ChanPrinter(StrPrinter):
+    """SymPy → .chan expression text: units by name, numbers at 12 digits, `^`, `a if c else b`."""
+
+    def _print_Symbol(self, expr):
+        unit = units.unit_of_symbol(expr)
+        return unit.name if unit else expr.name
+
+    def _print_Rational(self, expr):
+        return f"({expr.p}/{expr.q})" if abs(expr.q) < 1000 else fmt(float(expr))
+
+    def _print_Integer(self, expr):
+        return str(int(expr))
+
+    def _print_Float(self, expr):
+        return fmt(float(expr))
+
+    def _print_Pow(self, expr, rational=False):
+        base, e = expr.args
+        if e == sympy.Rational(1, 2):
+            return f"sqrt({self._print(base)})"
+        if e == -1:
+            return f"1/({self._print(base)})"
+        if e == -sympy.Rational(1, 2):
+            return f"1/sqrt({self._print(base)})"
+        return f"({self._print(base)})^({self._print(e)})"
+
+    def _print_exprel(self, expr):
+        return f"exprel({self._print(expr.args[0])})"
+
+    def _print_Abs(self, expr):
+        return f"abs({self._print(expr.args[0])})"
+
+    def _print_Piecewise(self, expr):
+        pieces = list(expr.args)
+        text = self._print(pieces[-1][0])         # the last case is the default (LEMS: no condition)
+        for value, cond in reversed(pieces[:-1]):
+            text = f"({self._print(value)} if {self._print(cond)} else {text})"
+        return text
+
+    def _print_Relational(self, expr):
+        lhs, rhs = self._print(expr.lhs), self._print(expr.rhs)
+        op = expr.rel_op
+        if op == "==":
+            return f"({lhs} >= {rhs} and {lhs} <= {rhs})"
+        if op == "!=":
+            return f"({lhs} < {rhs} or {lhs} > {rhs})"
+        return f"{lhs} {op} {rhs}"
+
+    def _print_And(self, expr):
+        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
+
+
+def chan_text(expr: sympy.Expr) -> str:
+    return ChanPrinter().doprint(expr)
+
+
+_LEMS_OPERATORS = [(r"\.(lt)\.", " < "), (r"\.(gt)\.", " > "), (r"\.(le|leq)\.", " <= "),
+                   (r"\.(ge|geq)\.", " >= "), (r"\.(eq)\.", " == "), (r"\.(neq|ne)\.", " != "),
+                   (r"\.(and)\.", " and "), (r"\.(or)\.", " or ")]
+_FUNCTIONS = {"exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "sqrt": sympy.sqrt, "sinh": sympy.sinh,
+              "cosh": sympy.cosh, "tanh": sympy.tanh, "abs": sympy.Abs}
+_UNSUPPORTED_FUNCTIONS = {"sin", "cos", "tan", "ceil", "floor", "random", "factorial"}
+
+
+class LemsExpression:
+    """A LEMS expression (`rate * exp((v - midpoint)/scale)`, `V .lt. -40 .and. x .gt. 0`) → SymPy.
+
+    LEMS writes `^` for powers and `.lt.` … for comparisons; after replacing those the text is a
+    Python expression, read with `ast` and built node by node, so nothing is evaluated."""
+
+    def __init__(self, item: Item, element, resolve):
+        self.item, self.element, self.resolve = item, element, resolve
+
+    def parse(self, text: str | None) -> sympy.Expr:
+        if text is None:
+            raise self.item.error(f"<{tag_of(self.element)}> has no value", self.element)
+        py = text.replace("^", "**")
+        for pattern, op in _LEMS_OPERATORS:
+            py = re.sub(pattern, op, py, flags=re.IGNORECASE)
+        try:
+            tree = ast.parse(py.strip(), mode="eval")
+        except SyntaxError:
+            raise self.item.error(f"cannot read the LEMS expression {text!r}", self.element) from None
+        self.text = text
+        return self._node(tree.body)
+
+    def _fail(self, why: str) -> HHCError:
+        return self.item.error(f"in {self.text!r}: {why}", self.element)
+
+    def _node(self, node) -> sympy.Expr:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return _float(float(node.value))
+        if isinstance(node, ast.Name):
+            return self.resolve(node.id, self._fail)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = self._node(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.BinOp):
+            a, b = self._node(node.left), self._node(node.right)
+            ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
+                   ast.Div: lambda: a / b, ast.Pow: lambda: a ** b}
+            if type(node.op) in ops:
+                return ops[type(node.op)]()
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1:
+            return self._call(node.func.id, self._node(node.args[0]))
+        if isinstance(node, ast.Compare):
+            return self._compare(node)
+        if isinstance(node, ast.BoolOp):
+            parts = [self._node(v) for v in node.values]
+            return sympy.And(*parts) if isinstance(node.op, ast.And) else sympy.Or(*parts)
+        raise self._fail(f"{ast.unparse(node)!r} is not a LEMS expression hhc can translate")
+
+    def _call(self, name: str, arg: sympy.Expr) -> sympy.Expr:
+        if name in _FUNCTIONS:
+            return _FUNCTIONS[name](arg)
+        if name == "H":      # Heaviside, as LEMS defines it (jLEMS gives 0.5 at exactly 0)
+            return sympy.Piecewise((1, sympy.StrictGreaterThan(arg, 0)), (0, True))
+        if name == "random":
+            raise self._fail("random() makes the model stochastic; hhc models are deterministic")
+        if name in _UNSUPPORTED_FUNCTIONS:
+            raise self._fail(f"{name}() is not a function of the .chan language (exp, log, sqrt, sinh, cosh, "
+                             f"tanh, abs, exprel)")
+        raise self._fail(f"unknown function {name}()")
+
+    def _compare(self, node) -> sympy.Expr:
+        rel = {ast.Lt: sympy.StrictLessThan, ast.Gt: sympy.StrictGreaterThan, ast.LtE: sympy.LessThan,
+               ast.GtE: sympy.GreaterThan, ast.Eq: sympy.Eq, ast.NotEq: sympy.Ne}
+        left, parts = self._node(node.left), []
+        for op, right_node in zip(node.ops, node.comparators):
+            right = self._node(right_node)
+            parts.append(rel[type(op)](left, right, evaluate=False))
+            left = right
+        return parts[0] if len(parts) == 1 else sympy.And(*parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# rates and gates
+
+@dataclass
+class Gate:
+    name: str
+    power: int
+    lines: list[str] = field(default_factory=list)
+    instantaneous: str | None = None       # the steady state of a gateHHInstantaneous
+    uses_vshift: bool = False
+
+
+@dataclass
+class Channel:
+    id: str
+    item: Item
+    species: str | None
+    gates: list[Gate]
+    passive: bool
+    hh_gateless: bool                      # an ionChannelHH without gates: hhc's own leak form
+    vshift_note: str | None = None
+
+
+class RateReader:
+    """Standard and custom rate components (forwardRate, steadyState, timeCourse …) → SymPy."""
+
+    def __init__(self, docs: Documents):
+        self.types = {i.element.get("name"): i for i in docs.of("ComponentType")}
+
+    def expression(self, item: Item, el, role: str) -> sympy.Expr:
+        type_name = el.get("type")
+        if type_name is None:
+            raise item.error(f"<{tag_of(el)}> has no type", el)
+        if role == "rate" and type_name in STANDARD_RATES or role == "variable" and type_name in STANDARD_VARIABLES:
+            return self._standard(item, el, type_name)
+        if role == "time" and type_name == "fixedTimeCourse":
+            return quantity(el.get("tau"), item, el, "tau")
+        return self._custom(item, el, type_name, role)
+
+    def _standard(self, item: Item, el, type_name: str) -> sympy.Expr:
+        for name in ("rate", "midpoint", "scale"):
+            if el.get(name) is None:
+                raise item.error(f"<{tag_of(el)} type={type_name!r}> needs rate, midpoint and scale", el)
+        rate = quantity(el.get("rate"), item, el, "rate")
+        x = (ir.V - quantity(el.get("midpoint"), item, el, "midpoint")) / quantity(el.get("scale"), item, el, "scale")
+        if type_name in ("HHExpRate", "HHExpVariable"):
+            return rate * sympy.exp(x)
+        if type_name in ("HHSigmoidRate", "HHSigmoidVariable"):
+            return rate / (1 + sympy.exp(-x))
+        return rate / ir.exprel(-x)          # rate·x/(1 − e^−x), finite at x = 0
+
+    def _members(self, type_item: Item) -> list:
+        """The ComponentType's children, with those of custom types it extends (parents first)."""
+        parent = type_item.element.get("extends", "")
+        inherited = self._members(self.types[parent]) if parent in self.types else []
+        return inherited + children(type_item.element)
+
+    def _base(self, type_item: Item, seen=()) -> str:
+        parent = type_item.element.get("extends", "")
+        if parent in self.types and parent not in seen:
+            return self._base(self.types[parent], seen + (parent,))
+        return parent
+
+    def _custom(self, item: Item, el, type_name: str, role: str) -> sympy.Expr:
+        ct = self.types.get(type_name)
+        if ct is None:
+            raise item.error(f"unknown component type {type_name!r} for <{tag_of(el)}>: neither a standard NeuroML "
+                             f"rate type nor a ComponentType in this file or its includes", el)
+        base = self._base(ct)
+        if base not in _BASES[role]:
+            kind = {"rate": "a rate", "variable": "a steady state", "time": "a time course"}[role]
+            raise ct.error(f"ComponentType {type_name!r} extends {base or 'nothing'!r}; {kind} must extend "
+                           f"{' or '.join(_BASES[role])}")
+        env: dict[str, sympy.Expr] = {}
+        defs: dict[str, object] = {}
+        requirements = {"v": ir.V, "caConc": CAI, "temperature": TEMPERATURE + KELVIN_OFFSET, "vShift": VSHIFT,
+                        "alpha": FWD, "beta": REV}
+        for c in self._members(ct):
+            tag, name = tag_of(c), c.get("name")
+            if tag == "Constant":
+                env[name] = quantity(c.get("value"), ct, c, name)
+            elif tag == "Parameter":
+                if el.get(name) is None:
+                    raise item.error(f"<{tag_of(el)} type={type_name!r}> does not set parameter {name!r}", el)
+                env[name] = quantity(el.get(name), item, el, name)
+            elif tag == "Requirement":
+                if name not in requirements:
+                    raise ct.error(f"ComponentType {type_name!r} requires {name!r}; hhc provides v, caConc, "
+                                   f"temperature, vShift (and alpha, beta inside a gate with rates)", c)
+                env[name] = requirements[name]
+            elif tag == "Dynamics":
+                for d in children(c):
+                    if tag_of(d) not in ("DerivedVariable", "ConditionalDerivedVariable"):
+                        raise ct.error(f"<{tag_of(d)}> in the dynamics of {type_name!r}: a rate has no state of "
+                                       f"its own (only DerivedVariable and ConditionalDerivedVariable)", d)
+                    defs[d.get("name")] = d
+            elif tag in ("Exposure", "notes", "Text"):
+                continue
+            else:
+                raise ct.error(f"<{tag}> in ComponentType {type_name!r} is not supported by hhc import", c)
+        if not defs:
+            raise ct.error(f"ComponentType {type_name!r} (extends {base}, "
+                           f"{'a voltage- and concentration-dependent' if 'Conc' in base else 'a voltage-dependent'} "
+                           f"{role}) has no <Dynamics> defining {_EXPOSURE[role]!r}")
+        exposure = _EXPOSURE[role]
+        target = next((n for n, d in defs.items() if d.get("exposure") == exposure), exposure)
+        if target not in defs:
+            raise ct.error(f"ComponentType {type_name!r} does not define {exposure!r}")
+        return _Derived(ct, env, defs).value(target)
+
+
+class _Derived:
+    """The derived variables of one component, resolved on demand (LEMS allows any order)."""
+
+    def __init__(self, item: Item, env: dict, defs: dict):
+        self.item, self.env, self.defs, self.busy = item, env, defs, []
+
+    def value(self, name: str, fail=None) -> sympy.Expr:
+        if name in self.env:
+            return self.env[name]
+        if name not in self.defs:
+            raise (fail or (lambda why: self.item.error(why)))(
+                f"{name!r} is not a Parameter, Constant, Requirement or derived variable of this ComponentType")
+        d = self.defs[name]
+        if name in self.busy:
+            raise self.item.error(f"circular definition: {' → '.join(self.busy + [name])}", d)
+        self.busy.append(name)
+        reader = LemsExpression(self.item, d, self.value)
+        if tag_of(d) == "DerivedVariable":
+            if d.get("select") is not None:
+                raise self.item.error(f"derived variable {name!r} selects {d.get('select')!r}: a rate reads no "
+                                      f"other component", d)
+            result = reader.parse(d.get("value"))
+        else:
+            result = self._conditional(d, reader)
+        self.busy.pop()
+        self.env[name] = result
+        return result
+
+    def _conditional(self, d, reader: LemsExpression) -> sympy.Expr:
+        cases = children(d, "Case")
+        if not cases:
+            raise self.item.error(f"<ConditionalDerivedVariable name={d.get('name')!r}> has no <Case>", d)
+        exprel = self._exprel(cases)
+        if exprel is not None:
+            return exprel
+        conditional = [c for c in cases if c.get("condition")]
+        default = [c for c in cases if not c.get("condition")]
+        if len(default) > 1:
+            raise self.item.error("a ConditionalDerivedVariable has more than one Case without a condition", d)
+        # the Case without condition is the default; without one the last Case is taken as it
+        ordered = conditional + default if default else conditional
+        pieces = [(LemsExpression(self.item, c, self.value).parse(c.get("value")),
+                   LemsExpression(self.item, c, self.value).parse(c.get("condition")) if c.get("condition") else True)
+                  for c in ordered]
+        if len(pieces) == 1:
+            return pieces[0][0]
+        pieces[-1] = (pieces[-1][0], True)
+        return sympy.Piecewise(*pieces, evaluate=False)
+
+    def _exprel(self, cases) -> sympy.Expr | None:
+        """hhc's own spelling of exprel: `x .neq. 0: (exp(x) - 1)/x`, else 1."""
+        for case in cases:
+            m = re.fullmatch(r"\s*(\w+)\s*\.neq\.\s*0\s*", case.get("condition") or "")
+            if m and (case.get("value") or "").replace(" ", "") == f"(exp({m.group(1)})-1)/{m.group(1)}":
+                return ir.exprel(self.value(m.group(1)))
+        return None
+
+
+def _reads_only_shifted_v(expr: sympy.Expr) -> bool:
+    """True if expr(v, vShift) = g(v − vShift): the spec's vshift, which evaluates rates at v − vshift."""
+    import random
+    if VSHIFT not in expr.free_symbols:
+        return True
+    si = units.to_si(expr)
+    rng = random.Random(1)
+    for _ in range(6):
+        v, s = rng.uniform(-0.09, 0.04), rng.uniform(-0.02, 0.02)
+        point = {CAI: 1e-4, TEMPERATURE: 20.0, FWD: 1.0, REV: 1.0}
+        a = complex(si.subs({**point, ir.V: v + s, VSHIFT: s}).evalf())
+        b = complex(si.subs({**point, ir.V: v, VSHIFT: 0}).evalf())
+        if abs(a - b) > 1e-9 * max(abs(a), abs(b), 1e-300):
+            return False
+    return True
+
+
+class ChannelReader:
+    def __init__(self, docs: Documents):
+        self.rates = RateReader(docs)
+
+    def read(self, item: Item) -> Channel:
+        el, tag = item.element, item.tag
+        cid = el.get("id")
+        kind = el.get("type", tag) if tag == "ionChannel" else tag
+        if kind == "ionChannelKS" or children(el, "gateKS"):
+            raise item.error(f"channel {cid!r}: kinetic schemes (ionChannelKS, gateKS) are not supported by hhc")
+        if kind == "ionChannelVShift":
+            raise item.error(f"channel {cid!r}: ionChannelVShift is not supported by hhc import; use "
+                             f"channelDensityVShift on the cell")
+        if kind not in ("ionChannelHH", "ionChannel", "ionChannelPassive"):
+            raise item.error(f"channel {cid!r} of type {kind!r} is not supported by hhc import")
+        for scaling in children(el, "conductanceScaling"):
+            raise item.error(f"channel {cid!r}: conductanceScaling ({scaling.get('type')}) is not supported by hhc "
+                             f"import (a Ca-dependent or temperature-dependent conductance factor)", scaling)
+        gates = []
+        for g in children(el):
+            gtag = tag_of(g)
+            if gtag in ("notes", "annotation"):
+                continue
+            if gtag == "gate" or gtag in GATE_KINDS or gtag.startswith("gate"):
+                gates.append(self._gate(item, g, cid))
+            else:
+                raise item.error(f"<{gtag}> in channel {cid!r} is not supported by hhc import", g)
+        if kind == "ionChannelPassive" and gates:
+            raise item.error(f"ionChannelPassive {cid!r} has gates")
+        species = el.get("species")
+        return Channel(cid, item, species if species and re.fullmatch(r"[A-Za-z]\w*", species) else None, gates,
+                       passive=kind == "ionChannelPassive", hh_gateless=kind != "ionChannelPassive" and not gates)
+
+    def _gate(self, item: Item, el, cid: str) -> Gate:
+        tag = tag_of(el)
+        kind = el.get("type") if tag == "gate" else tag
+        gid = ident(el.get("id"))
+        if kind not in GATE_KINDS:
+            raise item.error(f"gate {gid} of channel {cid!r}: gate type {kind!r} is not supported by hhc import "
+                             f"(supported: {', '.join(sorted(GATE_KINDS))})", el)
+        try:
+            power = int(el.get("instances", "1"))
+        except ValueError:
+            raise item.error(f"gate {gid}: instances = {el.get('instances')!r} must be a whole number", el) from None
+        parts = {}
+        for c in children(el):
+            if tag_of(c) in ("notes", "annotation", "q10Settings"):
+                continue
+            if tag_of(c) in parts or tag_of(c) not in GATE_KINDS[kind]:
+                raise item.error(f"gate {gid}: <{tag_of(c)}> is not part of a {kind} (it has "
+                                 f"{', '.join(GATE_KINDS[kind])})", c)
+            parts[tag_of(c)] = c
+        missing = [p for p in GATE_KINDS[kind] if p not in parts]
+        if missing:
+            raise item.error(f"gate {gid}: a {kind} needs {', '.join(GATE_KINDS[kind])}; {', '.join(missing)} "
+                             f"missing", el)
+        gate = Gate(gid, power)
+        exprs = {name: self.rates.expression(item, c, _ROLE[name]) for name, c in parts.items()}
+        for name, e in exprs.items():
+            if {FWD, REV} & e.free_symbols and (name in ("forwardRate", "reverseRate") or "forwardRate" not in parts):
+                raise item.error(f"gate {gid}: {name} reads alpha/beta, which only the timeCourse or steadyState of a "
+                                 f"gate with forward and reverse rates can", parts[name])
+        gate.uses_vshift = any(VSHIFT in e.free_symbols for e in exprs.values())
+        for name, e in exprs.items():
+            if not _reads_only_shifted_v(e):
+                raise item.error(f"gate {gid}: {name} uses vShift other than as v - vShift; hhc's vshift evaluates "
+                                 f"a gate's rates at v - vshift", parts[name])
+        exprs = {n: e.xreplace({VSHIFT: 0}) for n, e in exprs.items()}
+        text = {n: chan_text(e) for n, e in exprs.items()}
+        if kind == "gateHHInstantaneous":
+            gate.instantaneous = text["steadyState"]
+            return gate
+        if "forwardRate" in parts and kind != "gateHHrates":
+            gate.lines += [f"fwd = {text['forwardRate']}", f"rev = {text['reverseRate']}"]
+        if kind == "gateHHrates":
+            gate.lines += [f"alpha = {text['forwardRate']}", f"beta = {text['reverseRate']}"]
+        elif kind == "gateHHtauInf" or kind == "gateHHratesTauInf":
+            gate.lines += [f"inf = {text['steadyState']}", f"tau = {text['timeCourse']}"]
+        elif kind == "gateHHratesTau":
+            gate.lines += ["inf = fwd / (fwd + rev)", f"tau = {text['timeCourse']}"]
+        elif kind == "gateHHratesInf":
+            gate.lines += [f"inf = {text['steadyState']}", "tau = 1 / (fwd + rev)"]
+        gate.lines += self._q10(item, el, gid)
+        return gate
+
+    def _q10(self, item: Item, el, gid: str) -> list[str]:
+        settings = children(el, "q10Settings")
+        if len(settings) > 1:
+            raise item.error(f"gate {gid}: more than one q10Settings (NeuroML multiplies them); hhc takes one",
+                             settings[1])
+        if not settings:
+            return []
+        q = settings[0]
+        if q.get("type") == "q10ExpTemp":
+            factor = quantity(q.get("q10Factor"), item, q, "q10Factor")
+            temp = celsius(q.get("experimentalTemp"), item, q, "experimentalTemp")
+            return [f"q10 = {chan_text(factor)}", f"q10_temperature = {fmt(temp)} degC"]
+        if q.get("type") == "q10Fixed":
+            return [f"rate_factor = {chan_text(quantity(q.get('fixedQ10'), item, q, 'fixedQ10'))}"]
+        raise item.error(f"gate {gid}: q10Settings type {q.get('type')!r} is not supported (q10ExpTemp, q10Fixed)", q)
+
+
+_ROLE = {"forwardRate": "rate", "reverseRate": "rate", "steadyState": "variable", "timeCourse": "time"}
+
+
+def ident(name: str | None) -> str:
+    name = re.sub(r"\W", "_", name or "unnamed")
+    return "_" + name if name[0].isdigit() else name
+
+
+def qtext(expr: sympy.Expr) -> str:
+    """A quantity as .chan writes it: '-65 mV', '0.1 / ms', '5e-5 mM'."""
+    coeff, rest = sympy.sympify(expr).as_coeff_Mul()
+    if rest == 1:
+        return fmt(float(coeff))
+    numerator, denominator = sympy.fraction(rest)
+    if numerator == 1:
+        return f"{fmt(float(coeff))} / {chan_text(denominator)}"
+    return f"{fmt(float(coeff))} {chan_text(rest)}"
+
+
+def si(expr: sympy.Expr) -> float:
+    return float(units.to_si(sympy.sympify(expr)))
+
+
+# ---------------------------------------------------------------------------------------------
+# cells
+
+@dataclass
+class Use:
+    """One channel density on one cell."""
+    channel: Channel
+    element: object
+    gbar: sympy.Expr
+    erev: sympy.Expr | None          # None: Nernst
+    nernst: str | None
+    vshift: sympy.Expr | None
+    ion: str | None
+
+    @property
+    def variant(self) -> tuple[str, str | None]:
+        return (self.channel.id, self.nernst)
+
+
+@dataclass
+class CellData:
+    item: Item
+    name: str
+    area: float                      # um2
+    settings: dict
+    uses: list[Use]
+    pools: list[str]
+
+
+class CellReader:
+    def __init__(self, docs: Documents, channels: dict[str, Channel]):
+        self.docs, self.channels = docs, channels
+        self.by_id = {i.element.get("id"): i for i in docs.items if i.element.get("id")}
+
+    def _referenced(self, item: Item, attribute: str, tag: str):
+        """An inline child <tag> of the cell, or a top-level one named by the cell's attribute."""
+        inline = children(item.element, tag)
+        if inline:
+            return inline[0], item
+        ref = item.element.get(attribute)
+        if ref and ref in self.by_id and self.by_id[ref].tag == tag:
+            return self.by_id[ref].element, self.by_id[ref]
+        return None, item
+
+    def read(self, item: Item) -> CellData:
+        name = ident(item.element.get("id"))
+        morph, morph_item = self._referenced(item, "morphology", "morphology")
+        if morph is None:
+            raise item.error(f"cell {name} has no <morphology>")
+        segments = children(morph, "segment")
+        if len(segments) != 1:
+            raise morph_item.error(f"cell {name} has {len(segments)} segments; hhc simulates point neurons (one "
+                                   f"segment); multi-compartment morphologies are not supported", morph)
+        area = self._area(morph_item, segments[0], name)
+        groups = {"all"} | {g.get("id") for g in children(morph, "segmentGroup")}
+        bio, bio_item = self._referenced(item, "biophysicalProperties", "biophysicalProperties")
+        if bio is None:
+            raise item.error(f"cell {name} has no <biophysicalProperties>")
+        membrane = children(bio, "membraneProperties")
+        if not membrane:
+            raise bio_item.error(f"cell {name} has no <membraneProperties>", bio)
+        settings, uses = self._membrane(bio_item, membrane[0], name, groups)
+        pools = self._pools(bio_item, bio, name, area, uses)
+        return CellData(item, name, area, settings, uses, pools)
+
+    def _area(self, item: Item, seg, name: str) -> float:
+        """The segment's surface in um2 as NeuroML (Cells.xml) computes it: 2π r_distal L, or the sphere
+        4π r² when the length is 0 (NEURON would take a frustum; equal when the diameters are)."""
+        points = {tag_of(p): p for p in children(seg) if tag_of(p) in ("proximal", "distal")}
+        if "distal" not in points:
+            raise item.error(f"segment of cell {name} has no distal point", seg)
+        dist = points["distal"]
+        prox = points.get("proximal", dist)
+        try:
+            p = [float(prox.get(k)) for k in ("x", "y", "z", "diameter")]
+            d = [float(dist.get(k)) for k in ("x", "y", "z", "diameter")]
+        except (TypeError, ValueError):
+            raise item.error(f"segment of cell {name}: proximal and distal need x, y, z and diameter", seg) from None
+        length = math.dist(p[:3], d[:3])
+        return math.pi * d[3] ** 2 if length == 0 else math.pi * d[3] * length
+
+    def _membrane(self, item: Item, mp, name: str, groups: set) -> tuple[dict, list[Use]]:
+        settings, uses = {}, []
+        for el in children(mp):
+            tag = tag_of(el)
+            if tag in ("channelDensity", "channelDensityNernst", "channelDensityVShift"):
+                uses.append(self._density(item, el, tag, name, groups))
+            elif tag in ("specificCapacitance", "initMembPotential", "spikeThresh"):
+                if el.get("segmentGroup", "all") not in groups:
+                    raise item.error(f"{tag} of cell {name} is on segmentGroup {el.get('segmentGroup')!r}, which "
+                                     f"the morphology does not define", el)
+                settings[tag] = quantity(el.get("value"), item, el, tag)
+            elif tag in ("notes", "annotation"):
+                continue
+            else:
+                raise item.error(f"<{tag}> in cell {name} is not supported by hhc import (channelDensity, "
+                                 f"channelDensityNernst, channelDensityVShift, specificCapacitance, "
+                                 f"initMembPotential, spikeThresh)", el)
+        if "specificCapacitance" not in settings:
+            raise item.error(f"cell {name} has no specificCapacitance", mp)
+        return settings, uses
+
+    def _density(self, item: Item, el, tag: str, name: str, groups: set) -> Use:
+        cid = el.get("ionChannel")
+        if cid not in self.channels:
+            raise item.error(f"{tag} {el.get('id')!r} uses ion channel {cid!r}, which is neither in this file nor "
+                             f"in what it includes", el)
+        if el.get("segment") is not None or el.get("segmentGroup", "all") not in groups:
+            raise item.error(f"{tag} {el.get('id')!r} of cell {name} is restricted to "
+                             f"{el.get('segmentGroup') or 'segment ' + el.get('segment')!r}; hhc simulates point "
+                             f"neurons (one segment, every density on it)", el)
+        gbar = quantity(el.get("condDensity", "0 S_per_m2"), item, el, "condDensity")
+        ion = el.get("ion") if el.get("ion") not in (None, "non_specific") else None
+        nernst, erev = None, None
+        if tag == "channelDensityNernst":
+            nernst = el.get("ion", "ca")
+            if nernst != "ca":
+                raise item.error(f"channelDensityNernst {el.get('id')!r} is for ion {nernst!r}; NeuroML defines it "
+                                 f"for Ca only (zCa = 2, caConc)", el)
+        else:
+            erev = quantity(el.get("erev"), item, el, "erev")
+        vshift = quantity(el.get("vShift"), item, el, "vShift") if tag == "channelDensityVShift" else None
+        return Use(self.channels[cid], el, gbar, erev, nernst, vshift, ion or self.channels[cid].species)
+
+    def _pools(self, item: Item, bio, name: str, area_um2: float, uses: list[Use]) -> list[str]:
+        lines = []
+        for intra in children(bio, "intracellularProperties"):
+            for el in children(intra):
+                tag = tag_of(el)
+                if tag == "species":
+                    lines += self._pool(item, el, name, area_um2)
+                elif tag not in ("resistivity", "notes"):   # axial resistivity: nothing flows in one segment
+                    raise item.error(f"<{tag}> in the intracellularProperties of cell {name} is not supported by "
+                                     f"hhc import", el)
+        for ext in children(bio, "extracellularProperties"):
+            if children(ext, "species"):
+                raise item.error(f"extracellular species of cell {name} are not supported by hhc import", ext)
+        return lines
+
+    def _pool(self, item: Item, el, name: str, area_um2: float) -> list[str]:
+        ion = el.get("ion") or el.get("id")
+        model_id = el.get("concentrationModel")
+        model = self.by_id.get(model_id)
+        if model is None or model.tag not in ("decayingPoolConcentrationModel", "fixedFactorConcentrationModel"):
+            what = f"a <{model.tag}>" if model is not None else "not in this file or its includes"
+            raise item.error(f"species {el.get('id')!r} of cell {name}: concentration model {model_id!r} is {what} "
+                             f"(hhc imports decayingPoolConcentrationModel and fixedFactorConcentrationModel)", el)
+        if ion != "ca" or model.element.get("ion", "ca") != "ca":
+            raise item.error(f"species {el.get('id')!r} of cell {name} is {ion!r}; NeuroML's concentration models are "
+                             f"driven by the Ca current (iCa) only", el)
+        m = model.element
+        q = lambda attr, owner=model, e=m: quantity(e.get(attr), owner, e, attr)  # noqa: E731
+        out = [f"    pool ca {{              # {model.tag} {model_id}"]
+        if el.get("initialConcentration") is not None:
+            out.append(f"        initial = {qtext(q('initialConcentration', item, el))}")
+        out += [f"        resting = {qtext(q('restingConc'))}", f"        decay = {qtext(q('decayConstant'))}"]
+        if model.tag == "decayingPoolConcentrationModel":
+            out.append(self._depth(model, m, area_um2))
+        else:
+            out.append(f"        rho = {fmt(si(q('rho')))} mol/m/A/s")
+        if el.get("initialExtConcentration") is not None:
+            out.append(f"        outside = {qtext(q('initialExtConcentration', item, el))}")
+        out.append("    }")
+        return out
+
+    def _depth(self, model: Item, m, area_um2: float) -> str:
+        """NeuroML's pool is a shell of thickness d inside a sphere of the segment's area (Cells.xml, with its
+        3.14159): volume 4/3·π·(r³ − (r − d)³), r = √(area/4π). hhc's pool volume is area × depth, so the
+        depth written is that volume over the area — the same concentration change per charge."""
+        thickness = si(quantity(m.get("shellThickness"), model, m, "shellThickness"))
+        area = area_um2 * 1e-12
+        pi = 3.14159
+        r = math.sqrt(area / (4 * pi))
+        volume = 4 * pi / 3 * (r ** 3 - (r - thickness) ** 3)
+        return (f"        depth = {fmt(volume / area * 1e6)} um   # shellThickness {fmt(thickness * 1e6)} um in a "
+                f"sphere of the cell's area: shell volume / area")
+
+    def text(self, cell: CellData, temperature: float | None, variants: dict) -> list[str]:
+        item, name, area, settings, uses, pools = (cell.item, cell.name, cell.area, cell.settings, cell.uses,
+                                                   cell.pools)
+        lines = [f"cell {name} {{", f"    C = {qtext(settings['specificCapacitance'])}", f"    area = {fmt(area)} um2"]
+        uses_cai = [u.channel.id for u in uses if any("cai" in re.findall(r"\w+", line)
+                                                     for g in u.channel.gates for line in g.lines)]
+        if uses_cai and not pools:
+            raise item.error(f"cell {name} uses {', '.join(uses_cai)}, whose rates read caConc, but has no Ca "
+                             f"species (intracellularProperties/species)")
+        needs_temperature = any(u.nernst for u in uses) or any(
+            re.search(r"\b(q10|temperature)\b", line) for u in uses for g in u.channel.gates for line in g.lines)
+        if temperature is not None:
+            lines.append(f"    temperature = {fmt(temperature)} degC")
+        elif needs_temperature:
+            guess = self._reference_temperature(uses)
+            lines.append(f"    temperature = {fmt(guess)} degC   # NeuroML sets it on the network; "
+                         f"{'the rates’ experimental temperature' if guess != 6.3 else 'a placeholder'}: set it")
+        leak, used = None, []
+        for use in uses:
+            ch = use.channel
+            if self.is_leak(cell, use):
+                leak = use
+                continue
+            overrides = [f"gbar = {qtext(use.gbar)}"]
+            if use.erev is not None:
+                overrides.append(f"E = {qtext(use.erev)}")
+            if use.vshift is not None:
+                if any(g.uses_vshift for g in ch.gates):
+                    overrides.append(f"vshift = {qtext(use.vshift)}")
+                else:
+                    ch.vshift_note = "its gates do not read vShift, so channelDensityVShift leaves them unchanged"
+            used.append(f"{variants[use.variant]}({', '.join(overrides)})")
+        if used:
+            lines.append("    channels " + ",\n             ".join(used))
+        if leak is not None:
+            lines.append(f"    leak {{ g = {qtext(leak.gbar)}; E = {qtext(leak.erev)} }}")
+        lines += pools
+        lines.append("    input Iapp : current")
+        v0 = settings.get("initMembPotential")
+        lines.append("    initial {" + (f" v = {qtext(v0)};" if v0 is not None else "") + " gates = steady_state }")
+        if "spikeThresh" in settings:
+            lines.append(f"    spike when v rises above {qtext(settings['spikeThresh'])}")
+        lines.append("}")
+        return lines
+
+    @staticmethod
+    def _reference_temperature(uses: list[Use]) -> float:
+        for u in uses:
+            for g in u.channel.gates:
+                for line in g.lines:
+                    m = re.match(r"q10_temperature = (\S+) degC", line)
+                    if m:
+                        return float(m.group(1))
+        return 6.3
+
+    @staticmethod
+    def is_leak(cell: CellData, use: Use) -> bool:
+        """The first gateless ionChannelHH with a fixed E: hhc writes its own leak so, read back as `leak`."""
+        first = next((u for u in cell.uses if u.channel.hh_gateless and u.erev is not None and u.vshift is None), None)
+        return use is first
