@@ -615,9 +615,13 @@ def _check_gate(g: ast.Gate, ch: ast.Channel, channel_scope: _Scope, defined: li
 
 
 def _q10(g: ast.Gate, ch: ast.Channel, scope: _Scope, owner: str) -> ir.Q10 | None:
-    """The gate's temperature scaling: its own q10 / q10_temperature / rate_factor, else the channel's."""
+    """The gate's temperature scaling: its own q10 / q10_temperature / rate_factor, else the channel's
+    (a gate that sets any of them does not take the others from its channel)."""
     found = {}
+    own = {a.name for a in g.assignments} & set(Q10_KEYS)
     for key, dim in Q10_KEYS.items():
+        if own and key not in own:
+            continue
         binding = scope.lookup(key)
         if binding is None:
             continue
