@@ -59,12 +59,16 @@ def check(chan_file):
     """Check CHAN_FILE (syntax, names, units, dimensions) and summarise what it defines."""
     model = load_model(chan_file)
     for ch in model.channels:
-        gates = ", ".join(f"{g.name}^{g.power} ({g.form.replace('_', '/')})" for g in ch.gates)
-        click.echo(f"channel {ch.name}: gates {gates or 'none'}; parameters "
-                   f"{', '.join(p.name for p in ch.parameters)}")
+        gates = ", ".join(f"{g.name}^{g.power} ({g.form.replace('_', '/')}{', Q10' if g.q10 else ''})"
+                          for g in ch.gates)
+        extra = f"; reversal nernst({ch.nernst})" if ch.nernst else ""
+        click.echo(f"channel {ch.name}: gates {gates or 'none (passive)'}; parameters "
+                   f"{', '.join(p.name for p in ch.parameters)}{extra}")
     for c in model.cells:
+        extra = f", temperature {c.temperature.magnitude:g} degC" if c.temperature is not None else ""
+        extra += "".join(f", pool {p.ion} ({p.kind.replace('_', ' ')})" for p in c.pools)
         click.echo(f"cell {c.name}: {len(c.states)} states ({', '.join(c.states)}), inputs "
-                   f"{', '.join(i.name for i in c.inputs) or 'none'}")
+                   f"{', '.join(i.name for i in c.inputs) or 'none'}{extra}")
     click.echo("ok")
 
 

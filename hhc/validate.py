@@ -296,7 +296,7 @@ def run_case(case: Case, model_file, cell, spec, name, device, *, dt, method, ou
 
 @dataclass
 class MatrixCell:
-    status: str                     # PASS, FAIL, ERROR, UNAVAILABLE
+    status: str                     # PASS, FAIL, ERROR, UNAVAILABLE, N/A (no case could be compared)
     worst: str = ""
     details: list = field(default_factory=list)
 
@@ -311,6 +311,10 @@ def summarise(details: list) -> MatrixCell:
         return MatrixCell("ERROR", f"{errors[0]['level']}: {errors[0]['message']}"[:160], details)
     if fails:
         return MatrixCell("FAIL", f"{fails[0]['level']}: {fails[0]['message']}", details)
+    if not judged:      # nothing was compared: not a PASS
+        reasons = [d for d in details if d["status"] == "n/a"]
+        text = f"n/a: {reasons[0]['message']}"[:160] if reasons else "every case skipped"
+        return MatrixCell("N/A", text, details)
     worst = max((d["max_spike_dt_s"] for d in judged), default=0.0)
     text = f"max spike dt {worst * 1e3:.3g} ms, {sum(d['count_mismatches'] for d in judged)} count mismatches"
     skipped = [d["level"] for d in details if d["status"] == "skipped"]

@@ -65,6 +65,9 @@ def test_a_case_the_backend_cannot_express_is_not_applicable_other_errors_are_er
     summary = v.summarise([passed, d])
     if status == "n/a":
         assert summary.status == "PASS" and "n/a: spread" in summary.worst
+        # nothing compared at all is not a PASS
+        alone = v.summarise([d])
+        assert alone.status == "N/A" and error.message in alone.worst
     else:
         assert summary.status == "ERROR" and summary.worst == "spread: the run blew up"
 
