@@ -426,7 +426,10 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
     defined: list = []   # Parameters and NamedExpressions in dependency order
     resolve = _define_lazily(scope, ch.assignments, lambda n: f"{n}_{ch.name}", f"channel {ch.name}", defined)
 
-    gates = tuple(_check_gate(g, ch, scope, defined) for g in ch.gates)
+    checked_gates = [_check_gate(g, ch, scope, defined) for g in ch.gates]
+    gates = tuple(g for g in checked_gates if not g.instantaneous)
+    instantaneous = tuple(g for g in checked_gates if g.instantaneous)
+    defined.extend(ir.NamedExpression(g.state, g.steady_state, units.DIMENSIONLESS) for g in instantaneous)
 
     for name in list(scope.pending):   # helpers nobody used are still checked
         if name in scope.pending:
@@ -438,7 +441,7 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
             raise error_at(_start(ch.current.expr), f"the current of channel {ch.name} must be a "
                            f"{_describe(units.CURRENT)} or a current density, but it is {_a(dim)}")
     else:
-        current, dim = _default_current(ch, scope, gates)
+        current, dim = _default_current(ch, scope, checked_gates)
 
     nernst_ion = _nernst_ion(ch)
     parameters = tuple(d for d in defined if isinstance(d, ir.Parameter))
@@ -457,7 +460,8 @@ def check_channel(ch: ast.Channel) -> ir.Channel:
     channel = ir.Channel(
         name=ch.name, ion=ch.ion, parameters=parameters,
         expressions=tuple(d for d in defined if isinstance(d, ir.NamedExpression)),
-        gates=gates, current=current, current_is_density=(dim == units.CURRENT / units.AREA), nernst=nernst_ion)
+        gates=gates, current=current, current_is_density=(dim == units.CURRENT / units.AREA), nernst=nernst_ion,
+        instantaneous=instantaneous)
     _check_gate_ranges(channel, {g.name: g for g in ch.gates}, ch.loc)
     return channel
 
@@ -491,9 +495,10 @@ def _check_gate_ranges(channel: ir.Channel, ast_gates: dict, fallback_loc, becau
     cell_values = {}
     if cell is not None:
         cell_values = {p.symbol: p.value for p in cell.parameters if p.name in CELL_QUANTITIES}
-    for gate in channel.gates:
+    for gate in channel.gates + channel.instantaneous:
         node = ast_gates.get(gate.name)
         forms = ({"alpha": gate.alpha, "beta": gate.beta} if gate.alpha is not None else
+                 {"inf": gate.steady_state} if gate.instantaneous else
                  {"inf": gate.steady_state, "tau": gate.time_constant})
         for key, expr in forms.items():
             where = next((a for a in node.assignments if a.name == key), None) if node is not None else None
@@ -578,10 +583,12 @@ def _check_gate(g: ast.Gate, ch: ast.Channel, channel_scope: _Scope, defined: li
         node = keys.get("alpha") or keys.get("beta")
         raise error_at(node.loc, f"{owner} mixes inf/tau with alpha/beta; use one form")
     needed = ("inf", "tau") if has_inf_tau or not has_rates else ("alpha", "beta")
+    if set(keys) == {"inf"}:
+        needed = ("inf",)          # an instantaneous gate: always at its steady state
     for key in needed:
         if key not in keys:
             raise error_at(g.loc, f"{owner} has no '{key}'",
-                           "a gate needs inf and tau, or alpha and beta")
+                           "a gate needs inf and tau, or alpha and beta (or only inf: an instantaneous gate)")
 
     scope = _Scope(channel_scope)
     helpers = [a for a in g.assignments if a.name not in GATE_KEYS]
@@ -603,6 +610,13 @@ def _check_gate(g: ast.Gate, ch: ast.Channel, channel_scope: _Scope, defined: li
             resolve(name)
     defined.extend(local_defined)
 
+    if needed == ("inf",):
+        if {a.name for a in g.assignments} & set(Q10_KEYS):
+            node = next(a for a in g.assignments if a.name in Q10_KEYS)
+            raise error_at(node.loc, f"{owner} is instantaneous (it has no tau): a Q10 has nothing to scale")
+        steady = remove_singularities(values["inf"], ir.V)
+        return ir.Gate(g.name, ch.name, g.power, steady_state=steady, time_constant=sympy.Integer(0),
+                       instantaneous=True)
     q10 = _q10(g, ch, scope, owner)
     phi = q10.factor if q10 is not None else sympy.Integer(1)
     if "alpha" in values:
@@ -855,9 +869,14 @@ def _apply_overrides(channel: ir.Channel, use: ast.ChannelUse) -> ir.Channel:
         if dim in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA) and float(units.to_si(value)) < 0:
             raise error_at(_start(o.expr), f"conductance {o.name} of channel {channel.name} is negative")
         params[qualified] = ir.Parameter(qualified, value, dim, old.doc)
-    gates = channel.gates if vshift is None else tuple(_shifted(g, channel, vshift) for g in channel.gates)
-    changed = dataclasses.replace(channel, parameters=tuple(params[p.name] for p in channel.parameters),
-                                  gates=gates, vshift=vshift)
+    changed = dataclasses.replace(channel, parameters=tuple(params[p.name] for p in channel.parameters))
+    if vshift is not None:
+        instantaneous = tuple(_shifted(g, channel, vshift) for g in channel.instantaneous)
+        steady = {g.state: g.steady_state for g in instantaneous}
+        expressions = tuple(dataclasses.replace(e, expr=steady[e.name]) if e.name in steady else e
+                            for e in channel.expressions)
+        changed = dataclasses.replace(changed, gates=tuple(_shifted(g, channel, vshift) for g in channel.gates),
+                                      instantaneous=instantaneous, expressions=expressions, vshift=vshift)
     _check_gate_ranges(changed, {}, use.loc, because=f" (with the overrides in {use.name}(...))")
     return changed
 

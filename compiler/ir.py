@@ -123,6 +123,7 @@ class Gate:
     alpha: sympy.Expr | None = None   # 1/time, alpha/beta form only
     beta: sympy.Expr | None = None
     q10: Q10 | None = None
+    instantaneous: bool = False       # always at its steady state: not a state variable (time_constant 0)
 
     @property
     def _factor(self) -> sympy.Expr:
@@ -156,6 +157,8 @@ class Gate:
 
     @property
     def derivative(self) -> sympy.Expr:
+        if self.instantaneous:
+            raise ValueError(f"gate {self.state} is instantaneous: it has no derivative")
         x = self.symbol
         if self.alpha is not None:
             return self.alpha * (1 - x) - self.beta * x
@@ -172,6 +175,9 @@ class Channel:
     current: sympy.Expr                        # outward current (A, or A/m² for densities)
     current_is_density: bool = False
     nernst: str | None = None                  # the ion, when E is exactly nernst(ion)
+    # Gates always at their steady state (`gate m ^ 2 { inf = ... }`): not states; each is also the
+    # named expression m_<Channel> = steady_state in `expressions`, which is all most targets need.
+    instantaneous: tuple[Gate, ...] = ()
     vshift: Parameter | None = None            # set where the cell uses it; already in the gates
 
     @property
@@ -180,7 +186,7 @@ class Channel:
 
     @property
     def is_passive(self) -> bool:
-        return not self.gates
+        return not self.gates and not self.instantaneous
 
 
 # Valences of the ions whose concentrations channels may read (`cai`, `cao`, ...).

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sympy
 
-from hhc.compiler import compile_text, ir, load_model
+from hhc.compiler import compile_text, ir, load_model, rhs
 from hhc.compiler.units import to_si
 from hhc.compiler.errors import HHCError
 
@@ -180,9 +180,21 @@ def test_gate_mixing_forms():
     assert_error(error_of(channel(gate=gate)), 8, 9, "mixes inf/tau with alpha/beta")
 
 
-def test_gate_missing_tau():
-    gate = "    gate m ^ 1 {\n        inf = 0.5\n    }\n"
-    assert_error(error_of(channel(gate=gate)), 5, 5, "has no 'tau'")
+def test_gate_missing_inf():
+    gate = "    gate m ^ 1 {\n        tau = 2 ms\n    }\n"
+    assert_error(error_of(channel(gate=gate)), 5, 5, "has no 'inf'", "or only inf: an instantaneous gate")
+
+
+def test_gate_with_inf_alone_is_instantaneous():
+    """No tau: the gate is always at its steady state, not a state variable; its power still counts."""
+    gate = "    gate m ^ 2 {\n        inf = 1 / (1 + exp(-(v + 37 mV) / 27 mV))\n    }\n"
+    cell = compile_text(channel(gate=gate) + "cell A {\n    C = 4 pF\n    channels K\n    initial { v = -65 mV }\n}\n").cell()
+    assert cell.states == ("v",) and cell.channels[0].instantaneous[0].power == 2
+    v = -0.037
+    current = rhs.in_si(cell, rhs.inline(cell.channels[0].current, cell)).subs(ir.V, v)
+    assert float(current) == pytest.approx(6e-9 * 0.5 ** 2 * (v + 0.081))
+    q10 = gate.replace("    }\n", "        q10 = 3\n        q10_temperature = 20 degC\n    }\n")
+    assert_error(error_of(channel(gate=q10)), 7, 9, "gate m of channel K is instantaneous", "nothing to scale")
 
 
 def test_gate_power_zero():
