@@ -209,21 +209,37 @@ def _unit_expr(text: str) -> sympy.Expr:
     return expr
 
 
-def quantity(text: str | None, item: Item, element, what: str) -> sympy.Expr:
-    """A NeuroML quantity ('-40mV', '0.1 per_ms', '310K') as a SymPy quantity in hhc's units, with
-    LEMS's meaning: a temperature is its kelvin value (written in degC, whose size is a kelvin)."""
+def _parse_quantity(text: str | None, item: Item, element, what: str) -> tuple[float, str]:
+    """'-40mV' → (-40, 'mV'), '0.1 per_ms' → (0.1, '/ms'), '310K' → (310, 'degC'): in hhc's units, with
+    LEMS's meaning for temperatures (the kelvin value, written in degC, whose size is a kelvin)."""
     m = re.fullmatch(rf"\s*({_NUMBER})\s*([A-Za-z_0-9]*)\s*", text or "")
     if not m:
         raise item.error(f"{what} = {text!r} is not a NeuroML quantity", element)
     number, unit = float(m.group(1)), m.group(2)
     if unit in _TEMPERATURE_UNITS:
-        return _float(number + _TEMPERATURE_UNITS[unit]) * units.unit_symbol("degC")
+        return number + _TEMPERATURE_UNITS[unit], "degC"
     if unit and unit not in _UNITS:
         raise item.error(f"{what} = {text!r}: unit {unit!r} is not a NeuroML unit hhc knows", element)
     if not unit:
-        return _float(number)
+        return number, ""
     chan_unit, factor = _UNITS[unit]
-    return _float(number * factor) * _unit_expr(chan_unit.lstrip("/")) ** (-1 if chan_unit.startswith("/") else 1)
+    return number * factor, chan_unit
+
+
+def quantity(text: str | None, item: Item, element, what: str) -> sympy.Expr:
+    """A NeuroML quantity as a SymPy quantity in hhc's unit symbols."""
+    number, unit = _parse_quantity(text, item, element, what)
+    if not unit:
+        return _float(number)
+    return _float(number) * _unit_expr(unit.lstrip("/")) ** (-1 if unit.startswith("/") else 1)
+
+
+def qattr(text: str | None, item: Item, element, what: str) -> str:
+    """A NeuroML quantity as .chan text: '-65 mV', '0.1 / ms' (keeps the unit of a zero)."""
+    number, unit = _parse_quantity(text, item, element, what)
+    if not unit:
+        return fmt(number)
+    return f"{fmt(number)} / {unit[1:]}" if unit.startswith("/") else f"{fmt(number)} {unit}"
 
 
 def celsius(text: str | None, item: Item, element, what: str) -> float:
@@ -275,23 +291,39 @@ class ChanPrinter(StrPrinter):
         pieces = list(expr.args)
         text = self._print(pieces[-1][0])         # the last case is the default (LEMS: no condition)
         for value, cond in reversed(pieces[:-1]):
-            text = f"({self._print(value)} if {self._print(cond)} else {text})"
+            text = self._conditional(self._print(value), _plain_logic(cond), text)
         return text
 
+    def _conditional(self, then: str, cond, other: str) -> str:
+        """`then if cond else other`. .chan conditions are chains of comparisons read left to right, with
+        no parentheses: an all-`and` or all-`or` chain is written as one; anything else nests."""
+        if isinstance(cond, sympy.core.relational.Relational):
+            return f"({then} if {self._print(cond)} else {other})"
+        if all(isinstance(a, sympy.core.relational.Relational) for a in cond.args):
+            joiner = " and " if isinstance(cond, sympy.And) else " or "
+            return f"({then} if {joiner.join(self._print(a) for a in cond.args)} else {other})"
+        first, rest = cond.args[0], cond.func(*cond.args[1:])
+        if isinstance(cond, sympy.And):
+            return self._conditional(self._conditional(then, rest, other), first, other)
+        return self._conditional(then, first, self._conditional(then, rest, other))
+
     def _print_Relational(self, expr):
-        lhs, rhs = self._print(expr.lhs), self._print(expr.rhs)
-        op = expr.rel_op
-        if op == "==":
-            return f"({lhs} >= {rhs} and {lhs} <= {rhs})"
-        if op == "!=":
-            return f"({lhs} < {rhs} or {lhs} > {rhs})"
-        return f"{lhs} {op} {rhs}"
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
 
-    def _print_And(self, expr):
-        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
 
-    def _print_Or(self, expr):
-        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
+def _plain_logic(cond):
+    """== and != as the comparisons .chan has: a == b is a >= b and a <= b; a != b is a < b or a > b."""
+    if isinstance(cond, sympy.Eq):
+        return sympy.And(sympy.GreaterThan(cond.lhs, cond.rhs, evaluate=False),
+                         sympy.LessThan(cond.lhs, cond.rhs, evaluate=False), evaluate=False)
+    if isinstance(cond, sympy.Ne):
+        return sympy.Or(sympy.StrictLessThan(cond.lhs, cond.rhs, evaluate=False),
+                        sympy.StrictGreaterThan(cond.lhs, cond.rhs, evaluate=False), evaluate=False)
+    if isinstance(cond, (sympy.And, sympy.Or)):
+        return cond.func(*[_plain_logic(a) for a in cond.args], evaluate=False)
+    if cond is sympy.true or cond is True:
+        raise ValueError("a condition that is always true")
+    return cond
 
 
 def chan_text(expr: sympy.Expr) -> str:
@@ -416,6 +448,24 @@ class RateReader:
             return quantity(el.get("tau"), item, el, "tau")
         return self._custom(item, el, type_name, role)
 
+    def standard_text(self, item: Item, el, role: str) -> str | None:
+        """A standard type as a person writes it ('1 / ms / exprel(-(v + 40 mV) / (10 mV))'), else None."""
+        type_name = el.get("type")
+        if role == "time" and type_name == "fixedTimeCourse":
+            return qattr(el.get("tau"), item, el, "tau")
+        if not (role == "rate" and type_name in STANDARD_RATES or role == "variable" and type_name in STANDARD_VARIABLES):
+            return None
+        self._standard(item, el, type_name)                     # checks the attributes
+        rate = qattr(el.get("rate"), item, el, "rate")
+        mid, mid_unit = _parse_quantity(el.get("midpoint"), item, el, "midpoint")
+        shifted = "v" if mid == 0 else f"(v {'+' if mid < 0 else '-'} {fmt(abs(mid))} {mid_unit})"
+        x = f"{shifted} / ({qattr(el.get('scale'), item, el, 'scale')})"
+        if type_name in ("HHExpRate", "HHExpVariable"):
+            return f"{rate} * exp({x})"
+        if type_name in ("HHSigmoidRate", "HHSigmoidVariable"):
+            return f"{rate} / (1 + exp(-{x}))"
+        return f"{rate} / exprel(-{x})"
+
     def _standard(self, item: Item, el, type_name: str) -> sympy.Expr:
         for name in ("rate", "midpoint", "scale"):
             if el.get(name) is None:
@@ -450,7 +500,9 @@ class RateReader:
             kind = {"rate": "a rate", "variable": "a steady state", "time": "a time course"}[role]
             raise ct.error(f"ComponentType {type_name!r} extends {base or 'nothing'!r}; {kind} must extend "
                            f"{' or '.join(_BASES[role])}")
-        env: dict[str, sympy.Expr] = {}
+        env: dict[str, sympy.Expr] = {"v": ir.V}          # the standard base types require v …
+        if "Conc" in base:
+            env["caConc"] = CAI                            # … and caConc
         defs: dict[str, object] = {}
         requirements = {"v": ir.V, "caConc": CAI, "temperature": TEMPERATURE + KELVIN_OFFSET, "vShift": VSHIFT,
                         "alpha": FWD, "beta": REV}
@@ -617,8 +669,8 @@ class ChannelReader:
             parts[tag_of(c)] = c
         missing = [p for p in GATE_KINDS[kind] if p not in parts]
         if missing:
-            raise item.error(f"gate {gid}: a {kind} needs {', '.join(GATE_KINDS[kind])}; {', '.join(missing)} "
-                             f"missing", el)
+            raise item.error(f"gate {gid}: expected a {kind} with {'/'.join(GATE_KINDS[kind])}; "
+                             f"{', '.join(missing)} missing", el)
         gate = Gate(gid, power)
         exprs = {name: self.rates.expression(item, c, _ROLE[name]) for name, c in parts.items()}
         for name, e in exprs.items():
@@ -631,7 +683,7 @@ class ChannelReader:
                 raise item.error(f"gate {gid}: {name} uses vShift other than as v - vShift; hhc's vshift evaluates "
                                  f"a gate's rates at v - vshift", parts[name])
         exprs = {n: e.xreplace({VSHIFT: 0}) for n, e in exprs.items()}
-        text = {n: chan_text(e) for n, e in exprs.items()}
+        text = {n: self.rates.standard_text(item, parts[n], _ROLE[n]) or chan_text(e) for n, e in exprs.items()}
         if kind == "gateHHInstantaneous":
             gate.instantaneous = text["steadyState"]
             return gate
@@ -673,17 +725,6 @@ def ident(name: str | None) -> str:
     return "_" + name if name[0].isdigit() else name
 
 
-def qtext(expr: sympy.Expr) -> str:
-    """A quantity as .chan writes it: '-65 mV', '0.1 / ms', '5e-5 mM'."""
-    coeff, rest = sympy.sympify(expr).as_coeff_Mul()
-    if rest == 1:
-        return fmt(float(coeff))
-    numerator, denominator = sympy.fraction(rest)
-    if numerator == 1:
-        return f"{fmt(float(coeff))} / {chan_text(denominator)}"
-    return f"{fmt(float(coeff))} {chan_text(rest)}"
-
-
 def si(expr: sympy.Expr) -> float:
     return float(units.to_si(sympy.sympify(expr)))
 
@@ -696,10 +737,10 @@ class Use:
     """One channel density on one cell."""
     channel: Channel
     element: object
-    gbar: sympy.Expr
-    erev: sympy.Expr | None          # None: Nernst
+    gbar: str                        # .chan text
+    erev: str | None                 # None: Nernst
     nernst: str | None
-    vshift: sympy.Expr | None
+    vshift: str | None
     ion: str | None
 
     @property
@@ -779,7 +820,7 @@ class CellReader:
                 if el.get("segmentGroup", "all") not in groups:
                     raise item.error(f"{tag} of cell {name} is on segmentGroup {el.get('segmentGroup')!r}, which "
                                      f"the morphology does not define", el)
-                settings[tag] = quantity(el.get("value"), item, el, tag)
+                settings[tag] = qattr(el.get("value"), item, el, tag)
             elif tag in ("notes", "annotation"):
                 continue
             else:
@@ -799,7 +840,7 @@ class CellReader:
             raise item.error(f"{tag} {el.get('id')!r} of cell {name} is restricted to "
                              f"{el.get('segmentGroup') or 'segment ' + el.get('segment')!r}; hhc simulates point "
                              f"neurons (one segment, every density on it)", el)
-        gbar = quantity(el.get("condDensity", "0 S_per_m2"), item, el, "condDensity")
+        gbar = qattr(el.get("condDensity", "0 S_per_m2"), item, el, "condDensity")
         ion = el.get("ion") if el.get("ion") not in (None, "non_specific") else None
         nernst, erev = None, None
         if tag == "channelDensityNernst":
@@ -808,8 +849,8 @@ class CellReader:
                 raise item.error(f"channelDensityNernst {el.get('id')!r} is for ion {nernst!r}; NeuroML defines it "
                                  f"for Ca only (zCa = 2, caConc)", el)
         else:
-            erev = quantity(el.get("erev"), item, el, "erev")
-        vshift = quantity(el.get("vShift"), item, el, "vShift") if tag == "channelDensityVShift" else None
+            erev = qattr(el.get("erev"), item, el, "erev")
+        vshift = qattr(el.get("vShift"), item, el, "vShift") if tag == "channelDensityVShift" else None
         return Use(self.channels[cid], el, gbar, erev, nernst, vshift, ion or self.channels[cid].species)
 
     def _pools(self, item: Item, bio, name: str, area_um2: float, uses: list[Use]) -> list[str]:
@@ -839,17 +880,17 @@ class CellReader:
             raise item.error(f"species {el.get('id')!r} of cell {name} is {ion!r}; NeuroML's concentration models are "
                              f"driven by the Ca current (iCa) only", el)
         m = model.element
-        q = lambda attr, owner=model, e=m: quantity(e.get(attr), owner, e, attr)  # noqa: E731
+        q = lambda attr, owner=model, e=m: qattr(e.get(attr), owner, e, attr)  # noqa: E731
         out = [f"    pool ca {{              # {model.tag} {model_id}"]
         if el.get("initialConcentration") is not None:
-            out.append(f"        initial = {qtext(q('initialConcentration', item, el))}")
-        out += [f"        resting = {qtext(q('restingConc'))}", f"        decay = {qtext(q('decayConstant'))}"]
+            out.append(f"        initial = {q('initialConcentration', item, el)}")
+        out += [f"        resting = {q('restingConc')}", f"        decay = {q('decayConstant')}"]
         if model.tag == "decayingPoolConcentrationModel":
             out.append(self._depth(model, m, area_um2))
         else:
-            out.append(f"        rho = {fmt(si(q('rho')))} mol/m/A/s")
+            out.append(f"        rho = {fmt(si(quantity(m.get('rho'), model, m, 'rho')))} mol/m/A/s")
         if el.get("initialExtConcentration") is not None:
-            out.append(f"        outside = {qtext(q('initialExtConcentration', item, el))}")
+            out.append(f"        outside = {q('initialExtConcentration', item, el)}")
         out.append("    }")
         return out
 
@@ -868,7 +909,7 @@ class CellReader:
     def text(self, cell: CellData, temperature: float | None, variants: dict) -> list[str]:
         item, name, area, settings, uses, pools = (cell.item, cell.name, cell.area, cell.settings, cell.uses,
                                                    cell.pools)
-        lines = [f"cell {name} {{", f"    C = {qtext(settings['specificCapacitance'])}", f"    area = {fmt(area)} um2"]
+        lines = [f"cell {name} {{", f"    C = {settings['specificCapacitance']}", f"    area = {fmt(area)} um2"]
         uses_cai = [u.channel.id for u in uses if any("cai" in re.findall(r"\w+", line)
                                                      for g in u.channel.gates for line in g.lines)]
         if uses_cai and not pools:
@@ -880,48 +921,302 @@ class CellReader:
             lines.append(f"    temperature = {fmt(temperature)} degC")
         elif needs_temperature:
             guess = self._reference_temperature(uses)
-            lines.append(f"    temperature = {fmt(guess)} degC   # NeuroML sets it on the network; "
-                         f"{'the rates’ experimental temperature' if guess != 6.3 else 'a placeholder'}: set it")
+            lines.append(f"    temperature = {fmt(guess if guess is not None else 6.3)} degC   # NeuroML sets it on the "
+                         f"network; {'a placeholder' if guess is None else 'the first Q10 reference'}: set it")
         leak, used = None, []
         for use in uses:
             ch = use.channel
             if self.is_leak(cell, use):
                 leak = use
                 continue
-            overrides = [f"gbar = {qtext(use.gbar)}"]
+            overrides = [f"gbar = {use.gbar}"]
             if use.erev is not None:
-                overrides.append(f"E = {qtext(use.erev)}")
+                overrides.append(f"E = {use.erev}")
             if use.vshift is not None:
                 if any(g.uses_vshift for g in ch.gates):
-                    overrides.append(f"vshift = {qtext(use.vshift)}")
+                    overrides.append(f"vshift = {use.vshift}")
                 else:
                     ch.vshift_note = "its gates do not read vShift, so channelDensityVShift leaves them unchanged"
             used.append(f"{variants[use.variant]}({', '.join(overrides)})")
         if used:
-            lines.append("    channels " + ",\n             ".join(used))
+            lines.append("    channels " + ", ".join(used))
         if leak is not None:
-            lines.append(f"    leak {{ g = {qtext(leak.gbar)}; E = {qtext(leak.erev)} }}")
+            lines.append(f"    leak {{ g = {leak.gbar}; E = {leak.erev} }}")
         lines += pools
         lines.append("    input Iapp : current")
         v0 = settings.get("initMembPotential")
-        lines.append("    initial {" + (f" v = {qtext(v0)};" if v0 is not None else "") + " gates = steady_state }")
+        lines.append("    initial {" + (f" v = {v0};" if v0 is not None else "") + " gates = steady_state }")
         if "spikeThresh" in settings:
-            lines.append(f"    spike when v rises above {qtext(settings['spikeThresh'])}")
+            lines.append(f"    spike when v rises above {settings['spikeThresh']}")
         lines.append("}")
         return lines
 
     @staticmethod
-    def _reference_temperature(uses: list[Use]) -> float:
+    def _reference_temperature(uses: list[Use]) -> float | None:
         for u in uses:
             for g in u.channel.gates:
                 for line in g.lines:
                     m = re.match(r"q10_temperature = (\S+) degC", line)
                     if m:
                         return float(m.group(1))
-        return 6.3
+        return None
 
     @staticmethod
     def is_leak(cell: CellData, use: Use) -> bool:
         """The first gateless ionChannelHH with a fixed E: hhc writes its own leak so, read back as `leak`."""
         first = next((u for u in cell.uses if u.channel.hh_gateless and u.erev is not None and u.vshift is None), None)
         return use is first
+
+
+# ---------------------------------------------------------------------------------------------
+# networks → an experiment
+
+@dataclass
+class Pulse:
+    delay: float        # s
+    duration: float     # s
+    amplitude: float    # A
+
+
+@dataclass
+class Network:
+    id: str
+    cell: str
+    population: str
+    size: int
+    temperature: float | None          # degC
+    pulses: list[Pulse]
+    length: float | None               # s, from a LEMS <Simulation>
+    step: float | None
+
+
+class NetworkReader:
+    def __init__(self, docs: Documents):
+        self.docs = docs
+        self.by_id = {i.element.get("id"): i for i in docs.items if i.element.get("id")}
+
+    def read(self) -> Network | None:
+        networks = self.docs.of("network")
+        if not networks:
+            return None
+        if len(networks) > 1:
+            raise networks[1].error("more than one <network>; hhc imports one")
+        item = networks[0]
+        net = item.element
+        temperature = None
+        if net.get("temperature") is not None:
+            temperature = celsius(net.get("temperature"), item, net, "temperature")
+        pops = children(net, "population")
+        if len(pops) != 1:
+            raise item.error(f"network {net.get('id')!r} has {len(pops)} populations; an hhc experiment holds one "
+                             f"population of one cell")
+        for tag in ("projection", "electricalProjection", "continuousProjection", "synapticConnection"):
+            if children(net, tag):
+                raise item.error(f"network {net.get('id')!r}: <{tag}> connects neurons; hhc simulates unconnected "
+                                 f"point neurons", children(net, tag)[0])
+        pop = pops[0]
+        size = int(pop.get("size") or len(children(pop, "instance")) or 1)
+        cell = pop.get("component")
+        target = self.by_id.get(cell)
+        if target is None:
+            raise item.error(f"population {pop.get('id')!r}: component {cell!r} is not in this file or its includes", pop)
+        if target.tag != "cell":
+            raise target.error(f"population {pop.get('id')!r} is made of <{target.tag}> {cell!r}; hhc imports "
+                               f"conductance-based <cell>s (ion channels on one segment), not "
+                               f"{'abstract point models' if target.tag in _POINT_CELLS else 'this type'}")
+        pulses = self._inputs(item, net, pop.get("id"), size)
+        length, step = self._simulation(net.get("id"))
+        return Network(net.get("id"), cell, pop.get("id"), size, temperature, pulses, length, step)
+
+    def _inputs(self, item: Item, net, pop: str, size: int) -> list[Pulse]:
+        targets: dict[str, list[int]] = {}
+        for el in children(net, "explicitInput"):
+            targets.setdefault(el.get("input"), []).append(self._target(item, el, el.get("target"), pop))
+        for lst in children(net, "inputList"):
+            for inp in children(lst, "input"):
+                targets.setdefault(lst.get("component"), []).append(
+                    self._target(item, inp, inp.get("target"), lst.get("population", pop)))
+        pulses = []
+        for input_id, neurons in targets.items():
+            source = self.by_id.get(input_id)
+            if source is None:
+                raise item.error(f"input {input_id!r} is not in this file or its includes")
+            if source.tag != "pulseGenerator":
+                raise source.error(f"input {input_id!r} is a <{source.tag}>; hhc imports pulseGenerator inputs "
+                                   f"(a current step)")
+            if sorted(neurons) != list(range(size)):
+                raise item.error(f"input {input_id!r} reaches neurons {sorted(neurons)} of the {size} in {pop!r}; an "
+                                 f"hhc protocol gives every neuron the same input")
+            g = source.element
+            pulses.append(Pulse(*(si(quantity(g.get(a), source, g, a)) for a in ("delay", "duration", "amplitude"))))
+        return pulses
+
+    def _target(self, item: Item, el, text: str | None, pop: str) -> int:
+        m = re.fullmatch(r"\s*(?:\.\./)?(\w+)(?:\[(\d+)\]|/(\d+)(?:/\w+)?)\s*", text or "")
+        if not m or m.group(1) != pop:
+            raise item.error(f"input target {text!r} is not a neuron of population {pop!r} ('{pop}[0]' or "
+                             f"'../{pop}/0/cell')", el)
+        return int(m.group(2) or m.group(3))
+
+    def _simulation(self, network_id: str) -> tuple[float | None, float | None]:
+        sims = [s for s in self.docs.of("Simulation") if s.element.get("target") in (None, network_id)]
+        if not sims:
+            return None, None
+        s = sims[0]
+        step = s.element.get("step")
+        return (si(quantity(s.element.get("length"), s, s.element, "length")),
+                si(quantity(step, s, s.element, "step")) if step else None)
+
+
+TAIL = 0.1      # s after the last pulse ends, when no LEMS <Simulation> gives the length
+
+
+def protocol(net: Network) -> list[tuple[float, float]]:
+    """(duration s, Iapp A) phases: the pulses summed, as NeuroML adds the currents of a neuron's inputs."""
+    ends = [p.delay + p.duration for p in net.pulses]
+    total = net.length if net.length is not None else max(ends, default=0.0) + TAIL
+    edges = sorted({0.0, total} | {t for p in net.pulses for t in (p.delay, p.delay + p.duration) if 0 < t < total})
+    phases = []
+    for a, b in zip(edges, edges[1:]):
+        mid = (a + b) / 2
+        current = sum(p.amplitude for p in net.pulses if p.delay <= mid < p.delay + p.duration)
+        if phases and phases[-1][1] == current:
+            phases[-1] = (phases[-1][0] + b - a, current)
+        else:
+            phases.append((b - a, current))
+    return phases
+
+
+def experiment_text(net: Network, chan_file: str, source: str, model_temperature: bool) -> str:
+    dt = net.step if net.step is not None else 1e-5
+    lines = [f"# Imported by `hhc import` from {source}: network {net.id}, population {net.population} "
+             f"({net.size} × {net.cell})" + (f" at {fmt(net.temperature)} degC." if net.temperature is not None else "."),
+             "[model]", f'file = "{chan_file}"', f'cell = "{ident(net.cell)}"']
+    if model_temperature and net.temperature is not None:
+        lines.append(f'temperature = "{fmt(net.temperature)} degC"')
+    lines += ["", "[population]", f"size = {net.size}", "", "[simulation]", f'dt = "{fmt(dt * 1e3)} ms"',
+              'method = "rk4"', "", "[initial]", 'gates = "steady_state"     # NeuroML starts every gate there', ""]
+    if net.length is None:
+        lines.insert(1, f"# No LEMS <Simulation> gave the length: the last phase lasts {fmt(TAIL * 1e3)} ms after "
+                        f"the last pulse.")
+    for duration, current in protocol(net):
+        lines += ["[[protocol]]", f'duration = "{fmt(duration * 1e3)} ms"',
+                  f'inputs = {{ Iapp = "{fmt(current * 1e9)} nA" }}', ""]
+    lines += ["[record]", 'spikes = "all"', "", "[[record.traces]]", 'variables = ["v"]',
+              f'neurons = "0:{min(net.size, 10)}"']
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole import
+
+@dataclass
+class Imported:
+    chan: str
+    network: Network | None
+    source: str
+
+    def experiment(self, chan_file: str, model_temperature: bool = True) -> str | None:
+        """The experiment file for the network, its [model] file = chan_file (relative to the .toml)."""
+        if self.network is None:
+            return None
+        return experiment_text(self.network, chan_file, Path(self.source).name, model_temperature)
+
+
+class Importer:
+    def __init__(self, path: str | Path, text: str | None = None):
+        self.path = str(path)
+        self.docs = Documents(path, text)
+
+    def run(self) -> Imported:
+        self._refuse_unsupported()
+        reader = ChannelReader(self.docs)
+        channels = {i.element.get("id"): reader.read(i)
+                    for i in self.docs.of("ionChannelHH", "ionChannel", "ionChannelPassive", "ionChannelKS")}
+        network = NetworkReader(self.docs).read()
+        cells_reader = CellReader(self.docs, channels)
+        cell_items = self.docs.of("cell")
+        if network is not None:
+            cell_items = [i for i in cell_items if i.element.get("id") == network.cell]
+        cells = [cells_reader.read(i) for i in cell_items]
+        if not channels and not cells:
+            raise HHCError(f"{self.path}: no ion channels or cells to import")
+        variants = self._variants(cells, channels)
+        out = [f"# Imported by `hhc import` from {Path(self.path).name}.", ""]
+        cell_blocks = [cells_reader.text(c, network.temperature if network else None, variants) for c in cells]
+        leak_only = self._leak_only(cells, cells_reader)
+        for cid, ch in channels.items():
+            keys = [k for k in variants if k[0] == cid] or ([] if cid in leak_only else [(cid, None)])
+            for key in keys:
+                out += self._channel(ch, variants.get(key, ident(cid)), key[1], self._first_use(cells, key)) + [""]
+        for block in cell_blocks:
+            out += block + [""]
+        return Imported("\n".join(out).rstrip() + "\n", network, self.path)
+
+    def _refuse_unsupported(self):
+        for item in self.docs.items:
+            if item.tag in _POINT_CELLS and not self.docs.of("network"):
+                raise item.error(f"<{item.tag}> {item.element.get('id')!r} is an abstract point model; hhc imports "
+                                 f"conductance-based <cell>s (ion channels on one segment)")
+
+    @staticmethod
+    def _variants(cells: list[CellData], channels: dict) -> dict:
+        """(channel id, Nernst ion or None) → .chan name. A channel used both with a fixed E and with Nernst
+        becomes two channels: in .chan, E = nernst(ion) belongs to the channel, not to its use."""
+        keys = []
+        for cell in cells:
+            for use in cell.uses:
+                if not CellReader.is_leak(cell, use) and use.variant not in keys:
+                    keys.append(use.variant)
+        names = {}
+        for cid, nernst in keys:
+            both = (cid, None) in keys and (cid, nernst) != (cid, None)
+            names[(cid, nernst)] = ident(cid) + (f"_nernst_{nernst}" if both else "")
+        return names
+
+    @staticmethod
+    def _leak_only(cells: list[CellData], reader: CellReader) -> set:
+        leaks = {u.channel.id for c in cells for u in c.uses if reader.is_leak(c, u)}
+        used = {u.channel.id for c in cells for u in c.uses if not reader.is_leak(c, u)}
+        return leaks - used
+
+    @staticmethod
+    def _first_use(cells: list[CellData], key) -> Use | None:
+        return next((u for c in cells for u in c.uses if u.variant == key and not CellReader.is_leak(c, u)), None)
+
+    def _channel(self, ch: Channel, name: str, nernst: str | None, use: Use | None) -> list[str]:
+        out = [f"channel {name} {{" + (f"              # {ch.vshift_note}" if ch.vshift_note else "")]
+        ion = (use.ion if use else None) or ch.species
+        if ion:
+            out.append(f"    ion {ion}")
+        if use is None:
+            out.append("    gbar = 1 mS/cm2       # NeuroML puts conductances on the cell; set it where used")
+        else:
+            out.append(f"    gbar = {use.gbar}")
+        if nernst:
+            out.append(f"    E = nernst({nernst})")
+        elif use is None or use.erev is None:
+            default = {"na": "50 mV", "k": "-77 mV", "ca": "80 mV"}.get(ch.species or "", "0 mV")
+            out.append(f"    E = {default}          # NeuroML puts reversal potentials on the cell; set it where used")
+        else:
+            out.append(f"    E = {use.erev}")
+        for g in ch.gates:
+            if g.instantaneous is not None:
+                raise ch.item.error(f"gate {g.name} of channel {ch.id!r} is a gateHHInstantaneous (its value is its "
+                                    f"steady state at every instant); hhc gates have a time constant, so .chan "
+                                    f"cannot hold it")
+            out.append(f"    gate {g.name} ^ {g.power} {{")
+            out += [f"        {line}" for line in g.lines]
+            out.append("    }")
+        out.append("}")
+        return out
+
+
+def import_file(path: str | Path) -> Imported:
+    """A NeuroML2 or LEMS file (and what it includes) → .chan text, and the network if it has one."""
+    return Importer(path).run()
+
+
+def import_text(text: str, path: str = "<string>") -> str:
+    """NeuroML2 text → .chan text (includes are read relative to path)."""
+    return Importer(path, text).run().chan

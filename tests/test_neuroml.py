@@ -32,7 +32,7 @@ from paths import DATA, KENYON, MODELS, SQUID
 pytest.importorskip("neuroml")
 pytest.importorskip("lxml")
 from hhc.backends.neuroml import generate as nml  # noqa: E402
-from hhc.nml_import import import_text  # noqa: E402
+from hhc.compiler.neuroml_import import import_text  # noqa: E402
 
 MODEL_FILES = sorted(p for p in MODELS.glob("*.chan") if load_model(p).cells)
 SPIKE_TOL = 1e-3
