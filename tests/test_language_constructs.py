@@ -248,3 +248,16 @@ def test_units_of_concentration_and_temperature():
     assert float(units.to_si(units.UNITS["nM"].symbol)) == pytest.approx(1e-6)    # mol/m3
     assert units.UNITS["degC"].dimension == units.TEMPERATURE
     assert "K" not in units.UNITS          # no kelvin scale to mix with Celsius values
+
+
+def test_conditions_group_like_python():
+    """`and` binds tighter than `or`; parentheses group conditions."""
+    def at(expr_text, v_mv):
+        cell = _cell(f"    channels P\n", f"channel P {{ gbar = 1 nS; E = 0 mV; x = {expr_text} }}\n")
+        x = next(e for e in cell.expressions if e.name == "x_P")
+        return _value(x.expr, cell, v=v_mv * 1e-3)
+    loose = "1 if v < -50 mV or v > 0 mV and v < 10 mV else 2"
+    grouped = "1 if (v < -50 mV or v > 0 mV) and v < 10 mV else 2"
+    assert at(loose, -60) == 1 and at(grouped, -60) == 1
+    assert at(loose, 20) == 2 and at(grouped, 20) == 2
+    assert at(loose, -70) == 1 and at("1 if (v < -50 mV or v > 0 mV) and v > -65 mV else 2", -70) == 2
