@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hhc.compiler import ir
 from hhc.compiler.errors import HHCError
 from hhc import plot
 from hhc.backends.results import Results, ill_conditioned, load_results
@@ -66,6 +67,7 @@ class Tolerances:
     marginal_latency: float = 0.05
     trace_rms_v: float = 1e-3            # subthreshold RMS of the v difference per neuron (V)
     trace_rms_other: float = 0.02        # subthreshold RMS difference of dimensionless states (gates)
+    trace_rms_concentration: float = 0.02   # of ion concentrations (cai ...), relative to their own RMS
     trace_spike_mask: float = 3e-3       # samples this close to a spike of either run are not judged
     population_sign_p: float = 0.01      # marginal count differences this one-sided (sign test) disagree
     crossing_margin: float = 0.5e-3      # a peak this close to the threshold (V) is an ill-conditioned crossing
@@ -84,7 +86,8 @@ class Tolerances:
                                          f"{self.marginal_latency * 1e3:g} ms in either run"),
             ("trace RMS difference per neuron, subthreshold (samples more than "
              f"{self.trace_spike_mask * 1e3:g} ms from any spike of either run)",
-             f"v <= {self.trace_rms_v * 1e3:g} mV; gates <= {self.trace_rms_other:g}; currents reported only; "
+             f"v <= {self.trace_rms_v * 1e3:g} mV; gates <= {self.trace_rms_other:g}; concentrations <= "
+             f"{self.trace_rms_concentration:g} of their RMS; currents reported only; "
              f"the RMS over all samples is reported (spike-time shifts dominate it)"),
             ("marginal count differences, all neurons together", f"not one-sided (sign test p >= "
                                                                   f"{self.population_sign_p:g})"),
@@ -234,6 +237,11 @@ class TraceComparison:
         return [int(n) for n, r in zip(self.neurons, self.sub_rms) if not r <= self.limit]
 
 
+def is_concentration(variable: str) -> bool:
+    """An ion pool's state: cai, nai, ... (the names the .chan language gives them)."""
+    return variable in {f"{ion}i" for ion in ir.ION_VALENCE}
+
+
 def compare_traces(ra: Results, rb: Results, tol: Tolerances, t_end: float, spikes=None) -> list[TraceComparison]:
     """Every variable recorded for the same neurons at the same times in both runs."""
     out = []
@@ -257,6 +265,9 @@ def compare_traces(ra: Results, rb: Results, tol: Tolerances, t_end: float, spik
                 xa = ga.variables[var][np.ix_(ta, ja)]
                 xb = gb.variables[var][np.ix_(tb, jb)]
                 d = xb - xa
+                if is_concentration(var):   # 1e-4 mM is a lot of calcium: judged relative to its size
+                    with np.errstate(all="ignore"):
+                        d = d / np.sqrt(np.nanmean(xa ** 2, axis=0))
                 rms = np.sqrt(np.nanmean(d ** 2, axis=0))
                 mx = np.nanmax(np.abs(d), axis=0)
                 sub = np.empty(len(neurons))
@@ -267,8 +278,8 @@ def compare_traces(ra: Results, rb: Results, tol: Tolerances, t_end: float, spik
                         lo, hi = np.searchsorted(t, [s - tol.trace_spike_mask, s + tol.trace_spike_mask])
                         near[lo:hi] = True
                     sub[k] = np.sqrt(np.nanmean(d[~near, k] ** 2)) if (~near).any() else 0.0
-                limit = tol.trace_rms_v if var == "v" else (
-                    None if var.startswith("I_") or var in ("Iapp",) else tol.trace_rms_other)
+                limit = (tol.trace_rms_v if var == "v" else tol.trace_rms_concentration if is_concentration(var)
+                         else None if var.startswith("I_") or var in ("Iapp",) else tol.trace_rms_other)
                 out.append(TraceComparison(var, neurons, rms, mx, sub, len(ta), limit, ga.t[ta], xa, xb))
                 seen.add(var)
     return out
@@ -528,6 +539,8 @@ def pair_table(p: PairComparison) -> list[tuple[str, str]]:
                      f"{p.vp_distance['mean']:.3g} / {p.vp_distance['max']:.3g} on {p.vp_distance['neurons']} neurons"))
     for tc in p.traces:
         unit, scale = ("mV", 1e3) if tc.variable == "v" else (("pA", 1e12) if tc.variable.startswith("I") else ("", 1))
+        if is_concentration(tc.variable):
+            unit = "relative to its RMS"
         worst = int(np.nanargmax(tc.sub_rms)) if len(tc.rms) else 0
         rows.append((f"trace {tc.variable}: subthreshold RMS worst / RMS worst / max abs ({unit or '1'})",
                      f"{tc.sub_rms[worst] * scale:.4g} (neuron {tc.neurons[worst]}) / {np.nanmax(tc.rms) * scale:.4g}"

@@ -273,3 +273,22 @@ def test_missing_spike_is_judged_unless_its_overshoot_is_small(tmp_path):
     p = compare_results(ref, other, TOL)
     assert not p.agree and p.ill_conditioned == []
     assert dict(pair_table(p))["ill-conditioned crossings (not judged)"] == "0"
+
+
+def test_concentration_traces_are_judged_relative_to_their_size(tmp_path):
+    """cai of 1e-4 mM: an absolute tolerance made for gates (0.02) would pass anything; 5 % off fails,
+    0.5 % off passes."""
+    tt = np.arange(0, 0.5, 1e-4)
+    cai = 1e-4 * (1 + 0.5 * np.sin(2 * np.pi * 4 * tt))[:, None]
+
+    def run(name, factor):
+        write_results(tmp_path / name, spike_i=np.zeros(0, int), spike_t=np.zeros(0),
+                      traces=[{"t": tt, "neurons": np.arange(1), "variables": {"cai": cai * factor}}],
+                      meta={"backend": "brian2", "device": "runtime", "method": "rk4", "dt": 1e-5,
+                            "n_neurons": 1, "duration": 0.5})
+        return load_results(tmp_path / name)
+    base = run("a", 1.0)
+    close, far = compare_results(base, run("b", 1.005), TOL), compare_results(base, run("c", 1.05), TOL)
+    assert close.agree and not far.agree
+    assert far.failing_trace_neurons == {"cai": [0]}
+    assert any("relative to its RMS" in row for row, _ in pair_table(far))

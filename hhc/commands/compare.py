@@ -40,11 +40,14 @@ _D = Tolerances()
               help="Trace samples this close (ms) to a spike of either run are left out of the judged RMS.")
 @click.option("--trace-rms-gates", type=float, default=_D.trace_rms_other, show_default=True,
               help="Allowed RMS difference of dimensionless states per neuron.")
+@click.option("--trace-rms-concentrations", type=float, default=_D.trace_rms_concentration, show_default=True,
+              help="Allowed RMS difference of ion concentrations (cai ...) per neuron, relative to their RMS.")
 @click.option("--allow-different-experiments", is_flag=True,
               help="Compare runs of different experiments (cells, populations, protocols, durations) on what they "
                    "have in common, noting the differences instead of judging them.")
 def command(runs, report, no_plots, allow_different_experiments, count, first_spike, spike_time, window, marginal_count, marginal_first_spike,
-            marginal_spike_time, marginal_max_spikes, marginal_isi, marginal_latency, trace_rms, trace_spike_mask, trace_rms_gates):
+            marginal_spike_time, marginal_max_spikes, marginal_isi, marginal_latency, trace_rms, trace_spike_mask, trace_rms_gates,
+            trace_rms_concentrations):
     """Compare result directories (every pair); exit 1 when they disagree."""
     if len(runs) < 2:
         raise click.UsageError("give at least two result directories")
@@ -53,6 +56,7 @@ def command(runs, report, no_plots, allow_different_experiments, count, first_sp
                      marginal_first_spike=marginal_first_spike * 1e-3,
                      marginal_spike_time=marginal_spike_time * 1e-3, marginal_max_spikes=marginal_max_spikes,
                      marginal_isi=marginal_isi * 1e-3, marginal_latency=marginal_latency * 1e-3, trace_rms_v=trace_rms * 1e-3, trace_rms_other=trace_rms_gates,
+                     trace_rms_concentration=trace_rms_concentrations,
                      trace_spike_mask=trace_spike_mask * 1e-3,
                      allow_different_experiments=allow_different_experiments)
     pairs = compare_runs(list(runs), tol, report=report, plots=not no_plots)
