@@ -134,6 +134,21 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class Synapse:
+    name: str
+    kind: str                   # exponential, alpha, double_exponential
+    assignments: tuple
+    loc: Loc
+    kind_loc: Loc
+
+
+@dataclass(frozen=True)
+class SynapseUse:
+    name: str
+    loc: Loc
+
+
+@dataclass(frozen=True)
 class ChannelUse:
     name: str
     overrides: tuple            # of Assignment
@@ -182,6 +197,7 @@ class Cell:
     spike: Spike | None
     loc: Loc
     pools: tuple = ()           # of Pool
+    synapses: tuple = ()        # of SynapseUse
 
 
 @dataclass(frozen=True)
@@ -196,3 +212,4 @@ class Module:
     imports: tuple
     channels: tuple
     cells: tuple = field(default=())
+    synapses: tuple = field(default=())

@@ -661,10 +661,62 @@ def _q10(g: ast.Gate, ch: ast.Channel, scope: _Scope, owner: str) -> ir.Q10 | No
     return ir.Q10(factor=factor, q10=q10, reference_temperature=reference)
 
 
+# ---- synapses ------------------------------------------------------------------------------
+
+def check_synapse(syn: ast.Synapse) -> ir.Synapse:
+    owner = f"synapse {syn.name}"
+    if syn.kind not in ir.SYNAPSE_KINDS:
+        close = difflib.get_close_matches(syn.kind, ir.SYNAPSE_KINDS, n=1)
+        raise error_at(syn.kind_loc, f"unknown synapse kind '{syn.kind}'",
+                       f"did you mean '{close[0]}'?" if close else f"kinds: {', '.join(ir.SYNAPSE_KINDS)}")
+    needed = ir.SYNAPSE_KINDS[syn.kind]
+    _check_duplicates([(a.name, a.loc) for a in syn.assignments], f"setting of {owner}")
+    given = {}
+    for a in syn.assignments:
+        if a.name not in needed + ("E",):
+            raise error_at(a.loc, f"unknown setting '{a.name}' of {owner} ({syn.kind})",
+                           f"a {syn.kind} synapse sets {', '.join(needed)} and, if conductance-based, E")
+        value, dim = _constant(a.expr, f"{a.name} of {owner}")
+        want = units.VOLTAGE if a.name == "E" else units.TIME
+        _expect(a.expr, want, dim, f"{a.name} of {owner}")
+        if want == units.TIME and float(units.to_si(value)) <= 0:
+            raise error_at(_start(a.expr), f"{a.name} of {owner} must be positive")
+        given[a.name] = (value, a)
+    for key in needed:
+        if key not in given:
+            raise error_at(syn.loc, f"{owner} ({syn.kind}) has no '{key}'")
+    if syn.kind == "double_exponential":
+        rise, decay = (float(units.to_si(given[k][0])) for k in needed)
+        if not decay > rise:
+            raise error_at(_start(given["tau_decay"][1].expr), f"tau_decay of {owner} must be longer than its "
+                                                                f"tau_rise ({rise * 1e3:g} ms)")
+    taus = tuple(ir.Parameter(f"{k}_{syn.name}", given[k][0], units.TIME, f"{k} of synapse {syn.name}")
+                 for k in needed)
+    reversal = (ir.Parameter(f"E_{syn.name}", given["E"][0], units.VOLTAGE, f"reversal of synapse {syn.name}")
+                if "E" in given else None)
+    return ir.Synapse(syn.name, syn.kind, taus, reversal)
+
+
+def _cell_synapses(cell: ast.Cell, synapses: dict, channels: list[ir.Channel]) -> tuple[ir.Synapse, ...]:
+    _check_duplicates([(u.name, u.loc) for u in cell.synapses], f"synapse in cell {cell.name}")
+    out = []
+    for use in cell.synapses:
+        if use.name not in synapses:
+            close = difflib.get_close_matches(use.name, synapses, n=1)
+            raise error_at(use.loc, f"unknown synapse '{use.name}'",
+                           f"did you mean '{close[0]}'?" if close else
+                           "define it with `synapse NAME exponential { tau = ...; E = ... }`")
+        if any(ch.name == use.name for ch in channels):
+            raise error_at(use.loc, f"cell {cell.name} uses '{use.name}' as a channel and as a synapse",
+                           "their currents would both be called I_" + use.name)
+        out.append(synapses[use.name])
+    return tuple(out)
+
+
 # ---- cells ---------------------------------------------------------------------------------
 
 def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel]],
-               source: str, sources: tuple[str, ...]) -> ir.Cell:
+               source: str, sources: tuple[str, ...], synapses: dict | None = None) -> ir.Cell:
     settings = {}
     _check_duplicates([(a.name, a.loc) for a in cell.assignments], f"setting in cell {cell.name}")
     for a in cell.assignments:
@@ -712,6 +764,7 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
         used.append(_apply_overrides(channels[use.name][1], use))
 
     pools = tuple(_check_pool(p, cell) for p in _unique_pools(cell))
+    cell_synapses = _cell_synapses(cell, synapses or {}, used)
     needs_area = [f"channel {ch.name}" for ch in used if ch.current_is_density]
     needs_area += [f"pool {p.ion}" for p in pools if p.is_dynamic]
     if c_dim != units.CAPACITANCE:
@@ -748,6 +801,8 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
     taken = {"v", "C", "area", "g_leak", "E_leak", "I_leak"} | {p.name for ch in used for p in ch.parameters}
     taken |= {g.state for ch in used for g in ch.gates} | {ch.current_name for ch in used}
     taken |= set(CELL_QUANTITIES) | {p.name for pool in pools for p in pool.parameters}
+    taken |= {x for syn in cell_synapses for x in syn.states + (syn.current_name,)}
+    taken |= {p.name for syn in cell_synapses for p in syn.parameters}
     inputs = []
     for i in cell.inputs:
         if i.kind not in INPUT_KINDS:
@@ -762,7 +817,8 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
 
     _check_cell_quantities(cell, used, temperature, pools)
     initial = _check_initial(cell, used, leak) + tuple(
-        ir.InitialValue(p.state, p.initial if p.initial is not None else p.resting.value) for p in pools if p.is_dynamic)
+        ir.InitialValue(p.state, p.initial if p.initial is not None else p.resting.value) for p in pools if p.is_dynamic
+    ) + tuple(ir.InitialValue(state, sympy.Integer(0)) for syn in cell_synapses for state in syn.states)
 
     threshold = None
     if cell.spike is not None:
@@ -773,7 +829,7 @@ def check_cell(cell: ast.Cell, channels: dict[str, tuple[ast.Channel, ir.Channel
         _expect(cell.spike.threshold, units.VOLTAGE, t_dim, "the spike threshold")
 
     checked = ir.Cell(cell.name, source, capacitance, area, tuple(used), leak, tuple(inputs),
-                      initial, threshold, sources, temperature=temperature, pools=pools)
+                      initial, threshold, sources, temperature=temperature, pools=pools, synapses=cell_synapses)
     if temperature is not None or pools:
         for ch in used:   # rates that depend on temperature or a concentration, now that both are known
             _check_gate_ranges(ch, {}, cell.loc, because=f" (in cell {cell.name})", cell=checked)
@@ -934,7 +990,15 @@ def _check_initial(cell: ast.Cell, channels: list[ir.Channel], leak) -> tuple[ir
 
 # ---- files and imports ---------------------------------------------------------------------
 
-def _collect(module: ast.Module, seen_files: dict, chain: tuple, out_channels: dict, out_cells: dict):
+def _collect(module: ast.Module, seen_files: dict, chain: tuple, out_channels: dict, out_cells: dict,
+             out_synapses: dict):
+    for syn in module.synapses:
+        _check_length(syn.name, syn.loc, "synapse")
+        if syn.name in out_synapses:
+            first = out_synapses[syn.name].loc
+            raise error_at(syn.loc, f"duplicate synapse '{syn.name}'",
+                           f"first defined at {first.source.path}:{first.line}:{first.column}")
+        out_synapses[syn.name] = syn
     for channel in module.channels:
         _check_length(channel.name, channel.loc, "channel")
         if channel.name in out_channels:
@@ -963,19 +1027,21 @@ def _collect(module: ast.Module, seen_files: dict, chain: tuple, out_channels: d
             raise error_at(imp.loc, f"cannot import {imp.path}: no such file ({target})")
         sub = parse_file(target)
         seen_files[str(target)] = sub
-        _collect(sub, seen_files, chain + (str(target),), out_channels, out_cells)
+        _collect(sub, seen_files, chain + (str(target),), out_channels, out_cells, out_synapses)
 
 
 def compile_module(module: ast.Module) -> ir.Model:
     seen_files: dict = {}
     raw_channels: dict = {}
     raw_cells: dict = {}
+    raw_synapses: dict = {}
     main = str(Path(module.source.path).resolve()) if module.source.path != "<string>" else "<string>"
-    _collect(module, seen_files, (main,), raw_channels, raw_cells)
+    _collect(module, seen_files, (main,), raw_channels, raw_cells, raw_synapses)
     sources = (module.source.path,) + tuple(seen_files)
     checked = {name: (node, check_channel(node)) for name, (node, _) in raw_channels.items()}
-    cells = tuple(check_cell(c, checked, module.source.path, sources) for c in raw_cells.values())
-    return ir.Model(module.source.path, tuple(ch for _, ch in checked.values()), cells)
+    synapses = {name: check_synapse(node) for name, node in raw_synapses.items()}
+    cells = tuple(check_cell(c, checked, module.source.path, sources, synapses) for c in raw_cells.values())
+    return ir.Model(module.source.path, tuple(ch for _, ch in checked.values()), cells, tuple(synapses.values()))
 
 
 def compile_text(text: str, path: str = "<string>") -> ir.Model:

@@ -255,6 +255,94 @@ class Pool:
         return tuple(p for p in (self.resting, self.outside, self.decay, self.depth, self.rho) if p is not None)
 
 
+# Synapse kinds: the time constants each needs.
+SYNAPSE_KINDS = {"exponential": ("tau",), "alpha": ("tau",), "double_exponential": ("tau_rise", "tau_decay")}
+
+
+@dataclass(frozen=True)
+class Synapse:
+    """A synapse type a cell receives: its conductance g (a current for a current-based synapse, one
+    without E) jumps on each presynaptic spike by the connection's weight, then relaxes:
+
+    - exponential: dg/dt = -g / tau; on a spike g += w;
+    - alpha: dh/dt = -h / tau, dg/dt = (e h - g) / tau; on a spike h += w (g peaks at w after tau);
+    - double_exponential: da/dt = -a / tau_decay, db/dt = -b / tau_rise, g = a - b; on a spike a and b
+      += w · peak_factor (g peaks at w).
+
+    Its current (outward-positive, like a channel's) is g (v - E), or -g when current-based. Every
+    synapse of a cell sums the currents of all its connections: it is linear."""
+    name: str
+    kind: str
+    time_constants: tuple[Parameter, ...]     # in SYNAPSE_KINDS order, qualified: tau_AMPA
+    reversal: Parameter | None                 # E_AMPA; None: current-based
+
+    @property
+    def conductance_based(self) -> bool:
+        return self.reversal is not None
+
+    @property
+    def weight_dimension(self) -> Dimension:
+        return units.CONDUCTANCE if self.conductance_based else units.CURRENT
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        return self.time_constants + ((self.reversal,) if self.reversal is not None else ())
+
+    def _sym(self, prefix: str) -> sympy.Symbol:
+        return sympy.Symbol(f"{prefix}_{self.name}")
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return {"exponential": (f"g_{self.name}",), "alpha": (f"g_{self.name}", f"h_{self.name}"),
+                "double_exponential": (f"a_{self.name}", f"b_{self.name}")}[self.kind]
+
+    @property
+    def conductance(self) -> sympy.Expr:
+        """g: a conductance (or a current, current-based) as an expression of the states."""
+        if self.kind == "double_exponential":
+            return self._sym("a") - self._sym("b")
+        return self._sym("g")
+
+    @property
+    def peak_factor(self) -> sympy.Expr:
+        """double_exponential: 1 / (e^(-tp/tau_decay) - e^(-tp/tau_rise)) at the peak time tp, so a
+        single spike's g peaks at w; 1 otherwise."""
+        if self.kind != "double_exponential":
+            return sympy.Integer(1)
+        rise, decay = (p.symbol for p in self.time_constants)
+        peak = rise * decay / (decay - rise) * sympy.log(decay / rise)
+        return 1 / (sympy.exp(-peak / decay) - sympy.exp(-peak / rise))
+
+    @property
+    def derivatives(self) -> dict[str, sympy.Expr]:
+        taus = [p.symbol for p in self.time_constants]
+        if self.kind == "exponential":
+            return {f"g_{self.name}": -self._sym("g") / taus[0]}
+        if self.kind == "alpha":
+            return {f"g_{self.name}": (sympy.E * self._sym("h") - self._sym("g")) / taus[0],
+                    f"h_{self.name}": -self._sym("h") / taus[0]}
+        return {f"a_{self.name}": -self._sym("a") / taus[1], f"b_{self.name}": -self._sym("b") / taus[0]}
+
+    @property
+    def jumps(self) -> dict[str, sympy.Expr]:
+        """state → the factor of the weight it jumps by on a presynaptic spike (state += factor * w)."""
+        if self.kind == "exponential":
+            return {f"g_{self.name}": sympy.Integer(1)}
+        if self.kind == "alpha":
+            return {f"h_{self.name}": sympy.Integer(1)}
+        return {f"a_{self.name}": self.peak_factor, f"b_{self.name}": self.peak_factor}
+
+    @property
+    def current_name(self) -> str:
+        return f"I_{self.name}"
+
+    @property
+    def current(self) -> sympy.Expr:
+        if self.conductance_based:
+            return self.conductance * (V - self.reversal.symbol)
+        return -self.conductance
+
+
 @dataclass(frozen=True)
 class Input:
     name: str                  # "Iapp"
@@ -283,6 +371,7 @@ class Cell:
     sources: tuple[str, ...] = field(default=())   # every file read, for cache keys and headers
     temperature: Parameter | None = None      # degC; channels with a Q10 or nernst() need it
     pools: tuple[Pool, ...] = ()
+    synapses: tuple[Synapse, ...] = ()        # the synapse types the cell receives
 
     # ---- derived views backends use
     @property
@@ -295,7 +384,8 @@ class Cell:
 
     @property
     def states(self) -> tuple[str, ...]:
-        return ("v",) + tuple(g.state for g in self.gates) + tuple(p.state for p in self.dynamic_pools)
+        return (("v",) + tuple(g.state for g in self.gates) + tuple(p.state for p in self.dynamic_pools)
+                + tuple(s for syn in self.synapses for s in syn.states))
 
     @property
     def parameters(self) -> tuple[Parameter, ...]:
@@ -312,6 +402,8 @@ class Cell:
             params.extend(self.leak)
         for pool in self.pools:
             params.extend(pool.parameters)
+        for syn in self.synapses:
+            params.extend(syn.parameters)
         return tuple(params)
 
     def ion_current(self, ion: str) -> sympy.Expr:
@@ -359,6 +451,7 @@ class Cell:
         """dv/dt written with the channel current names (I_NaF ...) as symbols."""
         total_in = sum((sympy.Symbol(i.name) for i in self.inputs), sympy.Integer(0))
         total_out = sum((sympy.Symbol(ch.current_name) for ch in self.channels), sympy.Integer(0))
+        total_out += sum((sympy.Symbol(syn.current_name) for syn in self.synapses), sympy.Integer(0))
         return (total_in - total_out - sympy.Symbol("I_leak")) / self.membrane_capacitance
 
     def initial_value(self, state: str) -> InitialValue | None:
@@ -372,6 +465,9 @@ class Cell:
             return units.VOLTAGE
         if any(p.state == state for p in self.pools):
             return units.CONCENTRATION
+        for syn in self.synapses:
+            if state in syn.states:
+                return syn.weight_dimension
         return units.DIMENSIONLESS
 
     def unit_symbols(self) -> set[sympy.Symbol]:
@@ -385,6 +481,7 @@ class Cell:
         exprs += [iv.value for iv in self.initial if iv.value is not None]
         exprs += [self.pool_derivative(p) for p in self.dynamic_pools]
         exprs += [ch.current for ch in self.channels]
+        exprs += [p.value for syn in self.synapses for p in syn.parameters]
         if self.threshold is not None:
             exprs.append(self.threshold)
         for e in exprs:
@@ -398,6 +495,7 @@ class Model:
     path: str
     channels: tuple[Channel, ...]
     cells: tuple[Cell, ...]
+    synapses: tuple[Synapse, ...] = ()
 
     def cell(self, name: str | None = None) -> Cell:
         if name is None:

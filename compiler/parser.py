@@ -285,6 +285,16 @@ class _ToAst(Transformer):
         return ast.ChannelUse(str(name), tuple(o for o in overrides if o is not None), self._loc(name))
 
     @v_args(meta=True)
+    def synapse(self, meta, children):
+        name, kind, *assignments = children
+        return ast.Synapse(str(name), str(kind), tuple(a for a in assignments if a is not None), self._loc(name),
+                           self._loc(kind))
+
+    @v_args(meta=True)
+    def synapses_stmt(self, meta, children):
+        return ("synapses", tuple(ast.SynapseUse(str(c), self._loc(c)) for c in children))
+
+    @v_args(meta=True)
     def channels_stmt(self, meta, children):
         return ("channels", tuple(children))
 
@@ -325,7 +335,7 @@ class _ToAst(Transformer):
     def cell(self, meta, children):
         name, *stmts = children
         assignments, channels, leak, leak_loc, inputs, initial, spike = [], [], None, None, [], [], None
-        pools = []
+        pools, synapses = [], []
         for stmt in stmts:
             if stmt is None:
                 continue
@@ -341,6 +351,8 @@ class _ToAst(Transformer):
                 spike = stmt
             elif stmt[0] == "channels":
                 channels.extend(stmt[1])
+            elif stmt[0] == "synapses":
+                synapses.extend(stmt[1])
             elif stmt[0] == "leak":
                 if leak is not None:
                     raise error_at(stmt[2], f"cell {name} has two leak blocks")
@@ -348,7 +360,7 @@ class _ToAst(Transformer):
             elif stmt[0] == "initial":
                 initial.extend(stmt[1])
         return ast.Cell(str(name), tuple(assignments), tuple(channels), leak, leak_loc, tuple(inputs),
-                        tuple(initial), spike, self._loc(name), tuple(pools))
+                        tuple(initial), spike, self._loc(name), tuple(pools), tuple(synapses))
 
     @v_args(inline=True)
     def import_stmt(self, path):
@@ -359,7 +371,8 @@ class _ToAst(Transformer):
         return ast.Module(self.source,
                           tuple(c for c in children if isinstance(c, ast.Import)),
                           tuple(c for c in children if isinstance(c, ast.Channel)),
-                          tuple(c for c in children if isinstance(c, ast.Cell)))
+                          tuple(c for c in children if isinstance(c, ast.Cell)),
+                          tuple(c for c in children if isinstance(c, ast.Synapse)))
 
 
 def _is_current_stmt(stmt: ast.Assignment) -> bool:

@@ -76,12 +76,16 @@ def derivatives(cell: ir.Cell) -> dict[str, sympy.Expr]:
     table = named_table(cell)
     for ch in cell.channels:
         table[sympy.Symbol(ch.current_name)] = cell.channel_current(ch)
+    for syn in cell.synapses:
+        table[sympy.Symbol(syn.current_name)] = syn.current
     table[sympy.Symbol("I_leak")] = cell.leak_current
     out = {"v": _substitute_all(cell.dv_dt, table)}
     for g in cell.gates:
         out[g.state] = _substitute_all(g.derivative, table)
     for pool in cell.dynamic_pools:
         out[pool.state] = _substitute_all(cell.pool_derivative(pool), table)
+    for syn in cell.synapses:
+        out.update(syn.derivatives)
     return out
 
 
@@ -106,8 +110,10 @@ V_SCALE = 0.1
 
 def state_scales(cell: ir.Cell) -> list[float]:
     """One typical magnitude per state of cell.states (SI): an integrator's atol is rtol times it."""
-    pools = {p.state: max(float(units.to_si(p.resting.value)), 1e-6) for p in cell.dynamic_pools}
-    return [V_SCALE if s == "v" else pools.get(s, 1.0) for s in cell.states]
+    scales = {p.state: max(float(units.to_si(p.resting.value)), 1e-6) for p in cell.dynamic_pools}
+    for syn in cell.synapses:   # 1 nS or 1 pA
+        scales.update({s: 1e-9 if syn.conductance_based else 1e-12 for s in syn.states})
+    return [V_SCALE if s == "v" else scales.get(s, 1.0) for s in cell.states]
 
 
 def derivatives_si(cell: ir.Cell) -> dict[str, sympy.Expr]:
