@@ -17,7 +17,8 @@ import sympy
 
 from . import ir, units
 from .errors import HHCError, SourceLocation
-from .values import Where, _error, evaluate
+from . import network as network_
+from .values import Where, _error, evaluate, random_functions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,7 +32,7 @@ MAX_STEPS = 1e15                     # time steps in a run (a 64-bit step counte
 # dt = "auto" where nothing chooses it (backends that pick their own integrator; `hhc advise` shows it
 # as "current"; `hhc compile` without an experiment)
 PROVISIONAL_DT = 0.01e-3
-KNOWN_SECTIONS = {"model", "population", "simulation", "initial", "protocol", "record", "backend"}
+KNOWN_SECTIONS = {"model", "population", "simulation", "initial", "protocol", "record", "backend", "network"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class Experiment:
     segment: float | None = None         # s: results are written every this much biological time
     model_digest: str = ""               # the cell's name and .chan texts (resolve()): part of the fingerprint
     temperature: float | None = None     # degC: [model] temperature, replacing the cell's own
+    network: "network_.NetworkSpec | None" = None     # [network], per-neuron parameters, noise, rates
+    drawn: "network_.DrawnNetwork | None" = field(default=None, compare=False)   # resolve(): drawn once
 
     def cell_of(self, model: ir.Model) -> ir.Cell:
         """The experiment's cell in a model, at the experiment's temperature if it sets one."""
@@ -103,7 +106,8 @@ class Experiment:
 
     def fingerprint(self) -> str:
         """What the compiled simulation depends on (not the backend's thread count)."""
-        d = {"model": self.model_digest, "temperature": self.temperature, "size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
+        d = {"model": self.model_digest, "temperature": self.temperature,
+             "network": network_.edge_digest(self.drawn) if self.drawn is not None else None, "size": self.size, "dt": self.dt, "method": self.method, "seed": self.seed,
              "precision": self.precision, "dt_auto": self.dt_auto,
              "initial": self.initial, "protocol": [(p.duration, sorted(p.inputs.items())) for p in self.protocol],
              "spikes": self.record_spikes if self.record_spikes in (True, None) else list(self.record_spikes),
@@ -391,7 +395,7 @@ def load_experiment(path: str | Path) -> Experiment:
                                model["temperature"], "temperature")
 
     population = _table(reader, data, "population")
-    _unknown_keys(reader, population, {"size"}, "population")
+    _unknown_keys(reader, population, {"size", "name", "parameters", "noise"}, "population")
     size = population.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise reader.error(f"[population] size must be a positive integer, got {size!r}", size, "size")
@@ -430,7 +434,7 @@ def load_experiment(path: str | Path) -> Experiment:
         raise reader.error("the experiment needs at least one [[protocol]] phase with a duration")
     phases = []
     for k, phase in enumerate(protocol_raw, 1):
-        _unknown_keys(reader, phase, {"duration", "inputs"}, f"protocol {k}")
+        _unknown_keys(reader, phase, {"duration", "inputs", "rates"}, f"protocol {k}")
         if "duration" not in phase:
             raise reader.error(f"[[protocol]] phase {k} has no duration")
         duration = reader.quantity(phase["duration"], units.TIME, f"[[protocol]] phase {k} duration", "duration")
@@ -504,6 +508,15 @@ def load_experiment(path: str | Path) -> Experiment:
         tolerance=tolerance, segment=segment, temperature=temperature,
         backend=BackendSettings(backend.get("name", "brian2"), backend.get("device"), threads,
                                 backend.get("mpi"), backend.get("launcher")))
+    if "network" in data or "parameters" in population or "noise" in population:
+        main = population.get("name") or model.get("cell") or "main"
+        if not isinstance(main, str):
+            raise reader.error(f"[population] name must be a name in quotes, got {main!r}", main, "name")
+        spec = network_.parse(reader, data.get("network", {}), main, model_file, path.parent, protocol_raw,
+                              population)
+        exp = dataclasses.replace(exp, network=spec)
+    elif any("rates" in phase for phase in protocol_raw):
+        raise reader.error("[[protocol]] rates are for the spike sources of a [network]; this experiment has none")
     exp_reader_cache[exp.path] = reader
     return exp
 
@@ -534,6 +547,11 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
     for k, phase in enumerate(exp.protocol, 1):
         values = {}
         for name, raw in phase.inputs.items():
+            if "." in name and exp.network is not None and name.split(".")[0] in exp.network.names():
+                # another population's input: checked against its cell when the network is drawn
+                values[name] = raw if isinstance(raw, float) else reader.quantity(
+                    raw, units.CURRENT, f"[[protocol]] phase {k} input {name}", name)
+                continue
             if name not in input_dims:
                 known = ", ".join(input_dims) or "none"
                 raise reader.error(f"[[protocol]] phase {k}: cell {cell.name} has no input '{name}' (inputs: {known})",
@@ -545,6 +563,7 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
         phases.append(Phase(phase.duration, values))
 
     recordable = set(cell.states) | {ch.current_name for ch in cell.channels} | {"I_leak"} | set(input_dims)
+    recordable |= {syn.current_name for syn in cell.synapses}
     traces = []
     for tr in exp.traces:
         names = []
@@ -573,7 +592,7 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
     if "gates" in exp.initial:
         for g in cell.gates:
             arrays[g.state] = None
-    functions = _random_functions(rng, n)
+    functions = random_functions(rng, n)
     names = {"i": (np.arange(n, dtype=float), units.DIMENSIONLESS), "N": (float(n), units.DIMENSIONLESS)}
     for key, raw in specs.items():
         state = _state_name(cell, key)
@@ -609,9 +628,25 @@ def resolve(exp: Experiment, cell: ir.Cell) -> Experiment:
                         f"neuron {int(np.flatnonzero(v0 == extreme)[0])}); check [initial] v")
     # a gate at its steady state follows the initial v, whatever order the backend sets things in
     steady = {s: arrays[s] is None for s in cell.states[1:]}
+    drawn = None
+    if exp.network is not None:
+        dt = exp.dt if exp.dt is not None else 1e-6     # dt = "auto": delays are checked against the chosen dt
+        drawn = network_.draw(exp.network, cell, n, exp.seed, dt, [p.duration for p in phases], reader)
+        _check_network_inputs(reader, drawn, phases)
     return dataclasses.replace(exp, protocol=tuple(phases), traces=tuple(traces), initial_arrays=arrays,
                                steady_state_after_v=steady, warnings=exp.warnings + tuple(warnings),
-                               model_digest=model_digest(cell))
+                               model_digest=model_digest(cell), drawn=drawn)
+
+
+def _check_network_inputs(reader, drawn, phases):
+    for k, phase in enumerate(phases, 1):
+        for name in phase.inputs:
+            if "." not in name:
+                continue
+            pop, inp = name.split(".", 1)
+            if pop not in drawn.cells or inp not in {i.name for i in drawn.cells[pop].inputs}:
+                raise reader.error(f"[[protocol]] phase {k}: {name!r} is not an input of a population "
+                                   f"(populations: {', '.join(drawn.populations)})", name)
 
 
 def model_digest(cell: ir.Cell) -> str:
@@ -643,21 +678,3 @@ def _check_state_fits(reader, exp: Experiment, cell: ir.Cell) -> None:
                            f"{have / 2**30:,.1f} GiB of memory", exp.size, "size")
 
 
-def _random_functions(rng, n):
-    def rand(ev, node, args):
-        return rng.random(n), units.DIMENSIONLESS
-
-    def randn(ev, node, args):
-        return rng.standard_normal(n), units.DIMENSIONLESS
-
-    def uniform(ev, node, args):
-        if len(args) != 2:
-            raise _error(ev.where, node.loc, "uniform(low, high) takes two values")
-        (a, da), (b, db) = args
-        if da != db:
-            raise _error(ev.where, node.loc, f"uniform(low, high): low is a {da.name} but high is a {db.name}")
-        if np.any(np.asarray(b) < np.asarray(a)):
-            raise _error(ev.where, node.loc, "uniform(low, high): high is below low")
-        return rng.uniform(a, b, n), da
-
-    return {"rand": rand, "randn": randn, "uniform": uniform}

@@ -94,7 +94,25 @@ class _Evaluator:
                              f"known: {', '.join(sorted(self.functions))}")
             args = [self.eval(a) for a in node.args]
             return func(self, node, args)
+        if isinstance(node, ast.Conditional):
+            condition = self._condition(node.condition)
+            a, da = self.eval(node.then)
+            b, db = self.eval(node.otherwise)
+            if da != db:
+                raise _error(self.where, None, f"both branches of 'if ... else' must have the same dimension "
+                                               f"(a {_describe(da)} and a {_describe(db)})")
+            return np.where(condition, a, b), da
         raise _error(self.where, None, "cannot evaluate this value")
+
+    def _condition(self, node):
+        if isinstance(node, ast.Logic):
+            a, b = self._condition(node.left), self._condition(node.right)
+            return np.logical_and(a, b) if node.op == "and" else np.logical_or(a, b)
+        a, da = self.eval(node.left)
+        b, db = self.eval(node.right)
+        if da != db:
+            raise _error(self.where, None, f"cannot compare a {_describe(da)} with a {_describe(db)}")
+        return {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[node.op](a, b)
 
 
 def _exp_like(np_func):
@@ -134,3 +152,24 @@ def expect(value_dim, dimension: Dimension, what: str, where: Where | None = Non
     if dim != dimension:
         raise _error(where, None, f"{what} must be a {_describe(dimension)}, but it is a {_describe(dim)}")
     return value
+
+
+def random_functions(rng, n):
+    """The random draws values may use (rand(), randn(), uniform(low, high)): n values each, from rng."""
+    def rand(ev, node, args):
+        return rng.random(n), units.DIMENSIONLESS
+
+    def randn(ev, node, args):
+        return rng.standard_normal(n), units.DIMENSIONLESS
+
+    def uniform(ev, node, args):
+        if len(args) != 2:
+            raise _error(ev.where, node.loc, "uniform(low, high) takes two values")
+        (a, da), (b, db) = args
+        if da != db:
+            raise _error(ev.where, node.loc, f"uniform(low, high): low is a {da.name} but high is a {db.name}")
+        if np.any(np.asarray(b) < np.asarray(a)):
+            raise _error(ev.where, node.loc, "uniform(low, high): high is below low")
+        return rng.uniform(a, b, n), da
+
+    return {"rand": rand, "randn": randn, "uniform": uniform}
