@@ -42,7 +42,7 @@ DEFAULTS = dict(
     initial={"v": "-65 mV"},
     protocol=(("20 ms", "0 pA"), ("200 ms", "18 pA")),
     record={"spikes": "all"}, traces=(),
-    backend=None,
+    backend=None, population=None, network=None,
 )
 
 SECTION_ORDER = ("model", "population", "simulation", "initial", "protocol", "record", "backend")
@@ -60,23 +60,26 @@ def trace(variables=("v",), neurons=(0,), interval=None, windows=None) -> dict:
     return out
 
 
-def phase(duration, inputs=None) -> dict:
-    """One [[protocol]] phase. inputs: a current for Iapp ("18 pA"), a table {"Iapp": "18 pA"}, or None."""
+def phase(duration, inputs=None, rates=None) -> dict:
+    """One [[protocol]] phase. inputs: a current for Iapp ("18 pA"), a table {"Iapp": "18 pA"}, or None;
+    rates: the network's Poisson sources' rates in this phase {"PN": "40 Hz"}."""
     out = {"duration": duration}
     if isinstance(inputs, str):
         inputs = {"Iapp": inputs}
     if inputs is not None:
         out["inputs"] = dict(inputs)
+    if rates is not None:
+        out["rates"] = dict(rates)
     return out
 
 
 def experiment_data(*, base=None, model=DEFAULT, cell=DEFAULT, size=DEFAULT, dt=DEFAULT, method=DEFAULT,
                     seed=DEFAULT, precision=DEFAULT, tolerance=DEFAULT, initial=DEFAULT, protocol=DEFAULT,
-                    record=DEFAULT, traces=DEFAULT, backend=DEFAULT) -> dict:
+                    record=DEFAULT, traces=DEFAULT, backend=DEFAULT, population=DEFAULT, network=DEFAULT) -> dict:
     """The experiment as the dict tomllib would read from its file (see experiment_toml)."""
     given = dict(model=model, cell=cell, size=size, dt=dt, method=method, seed=seed, precision=precision,
                  tolerance=tolerance, initial=initial, protocol=protocol, record=record, traces=traces,
-                 backend=backend)
+                 backend=backend, population=population, network=network)
     if base is None:
         data: dict = {}
         given = {k: DEFAULTS[k] if v is DEFAULT else v for k, v in given.items()}
@@ -127,6 +130,10 @@ def experiment_data(*, base=None, model=DEFAULT, cell=DEFAULT, size=DEFAULT, dt=
                 data.get("record", {}).pop("traces", None)
         elif key == "backend":
             merge("backend", {"name": value} if isinstance(value, str) else value)
+        elif key == "population" and value is not None:
+            merge("population", value)
+        elif key == "network" and value is not None:
+            data["network"] = value
     return {k: v for k, v in data.items() if v or v == 0}
 
 
@@ -142,6 +149,8 @@ def experiment_toml(**fields) -> str:
     record     [record] keys other than traces: {"spikes": "all", "segment": "25 ms"}
     traces     [[record.traces]] groups: trace(variables, neurons, interval, windows)
     backend    [backend]: {"name": "brian2", "device": "cpp_standalone", "threads": 2}, or a name
+    population [population] keys besides size: {"name": "KC", "parameters": {...}, "noise": {...}}
+    network    [network]: {"populations": {...}, "sources": {...}, "projections": [{...}, ...]}
     base       an existing experiment file to start from (then only the given fields change)
     """
     return dumps(experiment_data(**fields))
