@@ -31,6 +31,7 @@ from hhc.compiler import ir, rhs as ir_rhs, units
 from hhc.compiler.errors import HHCError
 
 from .base import Backend, Capabilities, EmitOptions
+from .reference_network import run_network_reference
 from .results import NEAR_MISS_RECORDED, Crossings, RunResult, TraceGroup
 
 DEFAULT_METHOD = "DOP853"
@@ -391,6 +392,14 @@ def run_reference(cell, exp, progress=None) -> RunResult:
     (exp.record_spikes), each trace group at its own interval and windows."""
     method = DEFAULT_METHOD if exp.method == "auto" else exp.method
     _check(method, DEFAULT_RTOL)
+    if exp.drawn is not None:
+        for tr in exp.traces:
+            for var in tr.variables:
+                if var not in cell.states:
+                    ReferenceBackend.unsupported(f"recording {var!r}",
+                                                 hint=f"the reference records states only: {', '.join(cell.states)}")
+        return run_network_reference(cell, exp, method, DEFAULT_RTOL,
+                                     progress=(lambda t: progress(t)) if progress is not None else None)
     rhs = build_rhs(cell, jacobian=method in IMPLICIT)
     for tr in exp.traces:
         for var in tr.variables:

@@ -89,10 +89,11 @@ def derivatives(cell: ir.Cell) -> dict[str, sympy.Expr]:
     return out
 
 
-def in_si(cell: ir.Cell, expr: sympy.Expr) -> sympy.Expr:
+def in_si(cell: ir.Cell, expr: sympy.Expr, keep=()) -> sympy.Expr:
     """An expression of the cell with its parameter values put in and every unit replaced by its SI
-    scale: numbers, states and inputs only."""
-    return units.to_si(_substitute_all(expr, {p.symbol: p.value for p in cell.parameters}))
+    scale: numbers, states and inputs only (and the parameters named in `keep`, as symbols whose
+    values the caller gives in SI: per-neuron parameters)."""
+    return units.to_si(_substitute_all(expr, {p.symbol: p.value for p in cell.parameters if p.name not in keep}))
 
 
 def steady_state_si(cell: ir.Cell, gate: ir.Gate) -> sympy.Expr:
@@ -116,10 +117,12 @@ def state_scales(cell: ir.Cell) -> list[float]:
     return [V_SCALE if s == "v" else scales.get(s, 1.0) for s in cell.states]
 
 
-def derivatives_si(cell: ir.Cell) -> dict[str, sympy.Expr]:
-    """derivatives() with parameter values in and units in SI: ready for numeric evaluation."""
-    out = {s: in_si(cell, e) for s, e in derivatives(cell).items()}
+def derivatives_si(cell: ir.Cell, keep=()) -> dict[str, sympy.Expr]:
+    """derivatives() with parameter values in and units in SI: ready for numeric evaluation (the
+    parameters named in `keep` stay symbols)."""
+    out = {s: in_si(cell, e, keep) for s, e in derivatives(cell).items()}
     allowed = {sympy.Symbol(s) for s in cell.states} | {sympy.Symbol(i.name) for i in cell.inputs}
+    allowed |= {sympy.Symbol(k) for k in keep}
     unknown = set().union(*(e.free_symbols for e in out.values())) - allowed
     if unknown:
         raise HHCError(f"cannot evaluate cell {cell.name}: unresolved names {sorted(map(str, unknown))}")
