@@ -71,7 +71,10 @@ def _initial(group: _Group, arrays: dict, steady_after_v: bool = True) -> np.nda
     return np.array(rows, dtype=float)
 
 
-def run_network_reference(cell: ir.Cell, exp, method: str, rtol: float, progress=None) -> RunResult:
+def run_network_reference(cell: ir.Cell, exp, method: str, rtol: float, progress=None,
+                          record_population: str | None = None) -> RunResult:
+    """Spikes of every population (global indices: population after population); the experiment's
+    traces for the main population, or for `record_population`."""
     from scipy.integrate import solve_ivp
     net = exp.drawn
     if any(n is not None for n in [net.spec.main_noise] + [p.noise for p in net.spec.populations]):
@@ -158,7 +161,8 @@ def run_network_reference(cell: ir.Cell, exp, method: str, rtol: float, progress
     scales = np.concatenate([np.repeat(ir_rhs.state_scales(g.cell), g.size) for g in groups.values()])
     atol = rtol * scales
     trace_t = _trace_times(exp)
-    samples = np.full((len(trace_t), groups[net.spec.main].n_states, groups[net.spec.main].size), np.nan)
+    traced = groups[record_population or net.spec.main]
+    samples = np.full((len(trace_t), traced.n_states, traced.size), np.nan)
     while t < t_end - 1e-15:
         stop = min(t + min_delay, float(boundaries[phase]))
         if queue:
@@ -170,10 +174,9 @@ def run_network_reference(cell: ir.Cell, exp, method: str, rtol: float, progress
             if sol.status < 0:
                 raise HHCError(f"the network reference failed at t = {t * 1e3:.4g} ms: {sol.message}")
             if inside.any():
-                main = groups[net.spec.main]
                 dense = sol.sol(trace_t[inside])
-                samples[inside] = dense[main.offset:main.offset + main.n_states * main.size].T.reshape(
-                    -1, main.n_states, main.size)
+                samples[inside] = dense[traced.offset:traced.offset + traced.n_states * traced.size].T.reshape(
+                    -1, traced.n_states, traced.size)
             for k, tc in _crossings(sol, v_index, v_threshold):
                 _, name, j, _ = watched[k]
                 spikes[name][0].append(j)
@@ -200,12 +203,11 @@ def run_network_reference(cell: ir.Cell, exp, method: str, rtol: float, progress
     spike_t = np.concatenate([np.asarray(spikes[n][1], float) for n in net.populations])
     order = np.lexsort((spike_i, spike_t))
     traces = []
-    main = groups[net.spec.main]
     for tr in exp.traces:
         grid_rows = np.searchsorted(trace_t, _trace_times(exp, tr))
         cols = np.asarray(tr.neurons, dtype=np.int64)
         traces.append(TraceGroup(trace_t[grid_rows], cols, {
-            var: samples[grid_rows][:, main.cell.states.index(var), :][:, cols] for var in tr.variables}))
+            var: samples[grid_rows][:, traced.cell.states.index(var), :][:, cols] for var in tr.variables}))
     meta = {"solver": method, "rtol": rtol, "wall_time_s": wall, "network_segments_max_s": min_delay}
     return RunResult(spike_i[order], spike_t[order], traces, meta)
 

@@ -666,7 +666,7 @@ def _q10(g: ast.Gate, ch: ast.Channel, scope: _Scope, owner: str) -> ir.Q10 | No
 def check_synapse(syn: ast.Synapse) -> ir.Synapse:
     owner = f"synapse {syn.name}"
     if syn.kind not in ir.SYNAPSE_KINDS:
-        close = difflib.get_close_matches(syn.kind, ir.SYNAPSE_KINDS, n=1)
+        close = difflib.get_close_matches(syn.kind, ir.SYNAPSE_KINDS, n=1, cutoff=0.4)
         raise error_at(syn.kind_loc, f"unknown synapse kind '{syn.kind}'",
                        f"did you mean '{close[0]}'?" if close else f"kinds: {', '.join(ir.SYNAPSE_KINDS)}")
     needed = ir.SYNAPSE_KINDS[syn.kind]

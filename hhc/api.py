@@ -26,7 +26,7 @@ from rich.markup import escape
 from hhc import advise, backends, planner
 from hhc.compiler.version import __version__
 from hhc.backends import EmitOptions
-from hhc.compiler import ir, load_model
+from hhc.compiler import ir, load_model, network
 from hhc.compiler.errors import HHCError, Interrupted
 from hhc.compiler.experiment import PROVISIONAL_DT, Experiment, RunOverrides, load_experiment, resolve
 from hhc.progress import ProgressBar
@@ -70,6 +70,20 @@ def recording_plan(exp: Experiment, cell=None) -> planner.RecordingPlan:
                                  baseline_bytes=memory["baseline"], state_bytes=memory["state"],
                                  segment=memory["segment"],
                                  search_peak_bytes=(exp.auto_choice or {}).get("search_peak_memory_bytes"))
+
+
+def network_meta(net) -> dict:
+    """What results of a network run say about it: each population's global index range (spikes are
+    numbered population after population), the sources, the connections drawn and their digest."""
+    offsets = net.offsets()
+    return {"n_neurons": sum(net.sizes[p] for p in net.populations),
+            "populations": {p: {"offset": offsets[p], "size": net.sizes[p], "cell": net.cells[p].name}
+                            for p in net.populations},
+            "sources": {s.name: {"kind": s.kind, "size": s.size, "spikes": int(len(net.source_spikes[s.name][1]))}
+                        for s in net.spec.sources},
+            "projections": [{"source": pr.source, "target": pr.target, "synapse": pr.synapse, "rule": pr.rule,
+                             "connections": int(len(e))} for pr, e in zip(net.spec.projections, net.edges)],
+            "network_digest": network.edge_digest(net)}
 
 
 def default_run_dir(exp: Experiment) -> Path:
@@ -476,6 +490,8 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         "python": platform.python_version(), "machine": platform.machine(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
+    if exp.drawn is not None:
+        meta.update(network_meta(exp.drawn))
     meta.update(result.meta)
     meta["peak_memory_bytes"] = _peak_rss_bytes(exp.auto_choice)
     result.write(out_dir, meta)
