@@ -18,7 +18,17 @@ How the IR maps onto NeuroML:
   cylinder (1000 um2 unless the cell gives an area), so S/m2 equals nS numerically; `channelDensity`
   is what both jNeuroML and the NEURON export accept.
 - NeuroML initialises every gate at its steady state at the initial v; other initial gate values
-  cannot be expressed and are reported.
+  cannot be expressed and are reported. Neurons of one experiment that start at different v
+  become one population per distinct v, each of a copy of the cell that differs only in
+  `initMembPotential`.
+- The grown language (issue 14), each with NeuroML's own element:
+  Q10 → `<q10Settings type="q10ExpTemp">` (or `q10Fixed` for rate_factor) in the gate, whose rates are
+  then the IR's base rates (Q10 factor removed); the cell's temperature → `networkWithTemperature`;
+  a calcium pool → `decayingPoolConcentrationModel` / `fixedFactorConcentrationModel` and a `species`
+  in `intracellularProperties`; `E = nernst(ca)` → `channelDensityNernst`; a gateless channel →
+  `<ionChannel type="ionChannelPassive">`; a use-site vshift → `channelDensityVShift` whose gates read
+  `v - vShift`; rates that read `cai` or `temperature`, or are piecewise, → custom ComponentTypes
+  extending `baseVoltageConcDep*` / `baseVoltageDep*` with `ConditionalDerivedVariable` + `Case`s.
 """
 from __future__ import annotations
 
@@ -53,9 +63,20 @@ _LEMS_DIMENSION = {units.VOLTAGE: ("voltage", "V"), units.TIME: ("time", "s"), u
                    units.CONDUCTANCE / units.AREA: ("conductanceDensity", "S_per_m2"),
                    units.CAPACITANCE / units.AREA: ("specificCapacitance", "F_per_m2"),
                    units.CURRENT / units.AREA: ("currentDensity", "A_per_m2"),
-                   units.DIMENSIONLESS / units.VOLTAGE: ("per_voltage", "per_V")}
+                   units.DIMENSIONLESS / units.VOLTAGE: ("per_voltage", "per_V"),
+                   units.CONCENTRATION: ("concentration", "mol_per_m3"),
+                   # a degree Celsius as a difference: the size of a kelvin (LEMS's degC has an offset)
+                   units.TEMPERATURE: ("temperature", "K")}
 _NML_UNITS = {"s", "ms", "Hz", "m", "cm", "um", "m2", "cm2", "um2", "V", "mV", "ohm", "S", "mS", "uS", "nS",
-              "pS", "F", "uF", "nF", "pF", "A", "uA", "nA", "pA"}
+              "pS", "F", "uF", "nF", "pF", "A", "uA", "nA", "pA", "mM", "M"}
+
+# What a gate's rate may read besides v, as the LEMS names NeuroML gives them: the calcium
+# concentration (caConc, from the cell's Ca species), the temperature (kelvin, from
+# networkWithTemperature) and, in a channel placed with channelDensityVShift, vShift.
+CAI = ir.inside("ca")
+VSHIFT = sympy.Symbol("vShift")
+_CAI_NUMBER = sympy.Symbol("hhc_cai")          # caConc / 1 mM, inside a custom type
+_CELSIUS_NUMBER = sympy.Symbol("hhc_celsius")  # the temperature in degC as a number, inside a custom type
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,8 +197,12 @@ def match_standard(expr: sympy.Expr, kind: str):
     return None
 
 
+_RELATIONS = {"<": ".lt.", "<=": ".leq.", ">": ".gt.", ">=": ".geq.", "==": ".eq.", "!=": ".neq."}
+
+
 class LemsPrinter(StrPrinter):
-    """SymPy → LEMS expression text (`^` for powers, unit symbols as Constants, no 'e+')."""
+    """SymPy → LEMS expression text (`^` for powers, unit symbols as Constants, no 'e+'; conditions
+    with .lt. .leq. .gt. .geq. .and. .or.)."""
 
     def __init__(self, names=None):
         super().__init__()
@@ -208,6 +233,22 @@ class LemsPrinter(StrPrinter):
     def _print_Exp1(self, expr):
         return "exp(1)"
 
+    def _print_Relational(self, expr):
+        op = _RELATIONS.get(expr.rel_op)
+        if op is None:
+            unsupported("neuroml", f"the condition {expr} (LEMS conditions here: <, <=, >, >=)")
+        return f"({self._print(expr.lhs)}) {op} ({self._print(expr.rhs)})"
+
+    def _print_And(self, expr):
+        return " .and. ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_Or(self, expr):
+        return " .or. ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_Piecewise(self, expr):
+        unsupported("neuroml", f"a piecewise expression inside a function ({expr})",
+                    hint="write the condition around the whole rate")
+
 
 def _unit_constant(sym: sympy.Symbol):
     unit = units.unit_of_symbol(sym)
@@ -221,31 +262,102 @@ def _unit_constant(sym: sympy.Symbol):
     return sym.name, dim[0], value
 
 
+def _lems_inputs(expr: sympy.Expr):
+    """expr with the concentration and temperature it reads turned into dimensionless numbers
+    (hhc_cai = caConc / 1 mM; hhc_celsius = the temperature in degC), so no dimensional quantity is
+    raised to a power in LEMS; returns (expr, derived variable lines before it, requirements, extra
+    constants, unit symbols those lines use)."""
+    subs, lines, requirements, constants = {}, [], [], []
+    mm, degc = units.unit_symbol("mM"), units.unit_symbol("degC")
+    if CAI in expr.free_symbols:
+        subs[CAI] = _CAI_NUMBER * mm
+        lines.append(f'<DerivedVariable name="{_CAI_NUMBER}" dimension="none" value="caConc / {mm}"/>')
+    if ir.TEMPERATURE in expr.free_symbols:
+        subs[ir.TEMPERATURE] = _CELSIUS_NUMBER * degc
+        requirements.append(("temperature", "temperature"))
+        constants.append(("hhc_zero_celsius", "temperature", "273.15K"))
+        lines.append(f'<DerivedVariable name="{_CELSIUS_NUMBER}" dimension="none" '
+                     f'value="(temperature - hhc_zero_celsius) / {degc}"/>')
+    if VSHIFT in expr.free_symbols:
+        requirements.append(("vShift", "voltage"))
+    # the units the helper lines divide by are Constants even where expr no longer has them
+    helper_units = {u for s, u in ((CAI, mm), (ir.TEMPERATURE, degc)) if s in subs}
+    return expr.xreplace(subs), lines, requirements, constants, helper_units
+
+
+def _exclusive_cases(pw: sympy.Piecewise) -> list[tuple[sympy.Expr, object]]:
+    """(value, condition or None) of a Piecewise with conditions that exclude one another (each also
+    says that none before it holds), so the Cases mean the same whatever order a tool tries them in;
+    the last (`else`) case has no condition."""
+    cases, before = [], []
+    for value, cond in pw.args:
+        if cond == sympy.true:
+            cases.append((value, None))
+            break
+        exclusive = sympy.And(cond, *[sympy.Not(c) for c in before])
+        if exclusive != sympy.false:        # (a branch no v reaches is left out)
+            cases.append((value, exclusive))
+        before.append(cond)
+    else:
+        unsupported("neuroml", f"a piecewise expression without an else branch ({pw})")
+    return cases
+
+
 def custom_type(name: str, base: str, exposure: str, dimension: str, expr: sympy.Expr, description: str) -> str:
-    """A ComponentType computing `exposure` from the IR expression (units as Constants)."""
+    """A ComponentType computing `exposure` from the IR expression (units as Constants). The
+    expression is a function of v and possibly of caConc (as cai; the base must then be a
+    baseVoltageConcDep* type), temperature and vShift. Each `exprel(x)` becomes a DerivedVariable x
+    and two cases, x != 0: (exp(x) - 1)/x and x = 0: 1; with the branches of a piecewise expression
+    they make the exposure a ConditionalDerivedVariable with one Case per combination (conditions
+    that exclude one another; the last Case has none)."""
+    expr, input_lines, requirements, constants, input_units = _lems_inputs(expr)
     derived = []
     replaced = {}
     for k, atom in enumerate(sorted(expr.atoms(ir.exprel), key=sympy.default_sort_key)):
-        xname, rname = f"exprel{k}_x", f"exprel{k}"
-        replaced[atom] = sympy.Symbol(rname)
-        derived.append((xname, rname, decimal_form(atom.args[0])))
-    body = decimal_form(expr.xreplace(replaced))
-    unit_syms = sorted((s for s in expr.free_symbols if units.unit_of_symbol(s)), key=lambda s: s.name)
+        x = sympy.Symbol(f"exprel{k}_x")
+        replaced[atom] = sympy.Piecewise(((sympy.exp(x) - 1) / x, sympy.Ne(x, 0)), (1, True))
+        derived.append((x.name, decimal_form(atom.args[0])))
+    if any(arg.has(ir.exprel) for _, arg in derived):
+        unsupported("neuroml", f"exprel nested in an exprel ({expr})")
+    expr = sympy.piecewise_fold(expr.xreplace(replaced))
+    branches = _exclusive_cases(expr) if isinstance(expr, sympy.Piecewise) else [(expr, None)]
+    if any(v.has(sympy.Piecewise) or (c is not None and c.has(sympy.Piecewise)) for v, c in branches):
+        unsupported("neuroml", f"a piecewise expression nested in a way LEMS cannot write ({expr})")
+    whole = sympy.Tuple(*[v for v, _ in branches], *[c for _, c in branches if c is not None],
+                        *[arg for _, arg in derived])
+    unit_syms = {s for s in whole.free_symbols if units.unit_of_symbol(s)} | input_units
     printer = LemsPrinter()
     lines = [f'    <ComponentType name="{name}" extends="{base}" description={quoteattr(description)}>']
-    for sym in unit_syms:
+    for cname, cdim, cvalue in constants:
+        lines.append(f'        <Constant name="{cname}" dimension="{cdim}" value="{cvalue}"/>')
+    for sym in sorted(unit_syms, key=lambda s: s.name):
         cname, cdim, cvalue = _unit_constant(sym)
         lines.append(f'        <Constant name="{cname}" dimension="{cdim}" value="{cvalue}"/>')
+    for rname, rdim in requirements:
+        lines.append(f'        <Requirement name="{rname}" dimension="{rdim}"/>')
+    # (the schema wants every DerivedVariable before every ConditionalDerivedVariable; NEURON's
+    # export writes a Case without a condition as the `else` of the ones before it)
     lines.append("        <Dynamics>")
-    for xname, rname, arg in derived:
+    for line in input_lines:
+        lines.append("            " + line)
+    for xname, arg in derived:
         lines.append(f'            <DerivedVariable name="{xname}" dimension="none" '
                      f'value={quoteattr(printer.doprint(arg))}/>')
-        lines.append(f'            <ConditionalDerivedVariable name="{rname}" dimension="none">')
-        lines.append(f'                <Case condition="{xname} .neq. 0" value="(exp({xname}) - 1)/{xname}"/>')
-        lines.append(f'                <Case condition="{xname} .eq. 0" value="1"/>')
+    if len(branches) == 1:
+        body = decimal_form(branches[0][0])
+        lines.append(f'            <DerivedVariable name="{exposure}" dimension="{dimension}" exposure="{exposure}" '
+                     f'value={quoteattr(printer.doprint(body))}/>')
+    else:
+        lines.append(f'            <ConditionalDerivedVariable name="{exposure}" dimension="{dimension}" '
+                     f'exposure="{exposure}">')
+        for value, cond in branches:
+            text = quoteattr(printer.doprint(decimal_form(value)))
+            if cond is None:
+                lines.append(f"                <Case value={text}/>")
+            else:
+                lines.append(f"                <Case condition={quoteattr(printer.doprint(decimal_form(cond)))} "
+                             f"value={text}/>")
         lines.append("            </ConditionalDerivedVariable>")
-    lines.append(f'            <DerivedVariable name="{exposure}" dimension="{dimension}" exposure="{exposure}" '
-                 f'value={quoteattr(printer.doprint(body))}/>')
     lines.append("        </Dynamics>")
     lines.append("    </ComponentType>")
     return "\n".join(lines)
@@ -257,19 +369,83 @@ def _nml_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
+def _si(expr: sympy.Expr, channel: ir.Channel | None = None) -> float:
+    """The number (SI) of a constant expression of parameters (the channel's put in) and units."""
+    value = units.to_si(ir_rhs.inline(expr, channel=channel, parameters=True) if channel is not None else expr)
+    try:
+        return float(value)
+    except TypeError:
+        raise HHCError(f"cannot write {expr} as a number in NeuroML: it depends on "
+                       f"{sorted(map(str, value.free_symbols))}")
+
+
 def _conductance_and_reversal(ch: ir.Channel):
-    """The parameters (gbar, E) of a channel whose current is gbar * Π gate^power * (v − E)."""
-    gates = sympy.Mul(*[g.symbol ** g.power for g in ch.gates])
+    """(gbar parameter, E in volts or None) of a channel whose current is gbar * Π gate^power * (v − E);
+    E is None for a Nernst reversal (channelDensityNernst computes it)."""
+    gates = sympy.Mul(*[g.symbol ** g.power for g in ch.gates + ch.instantaneous])
     conductances = [p for p in ch.parameters
                     if p.dimension in (units.CONDUCTANCE, units.CONDUCTANCE / units.AREA)]
-    voltages = [p for p in ch.parameters if p.dimension == units.VOLTAGE]
+    voltages = [p.symbol for p in ch.parameters if p.dimension == units.VOLTAGE]
+    voltages += [e.symbol for e in ch.expressions if e.dimension == units.VOLTAGE]
     for g in conductances:
         for e in voltages:
-            if sympy.expand(ch.current - g.symbol * gates * (ir.V - e.symbol)) == 0:
-                return g, e
+            if sympy.expand(ch.current - g.symbol * gates * (ir.V - e)) == 0:
+                if ch.nernst is not None and ch.nernst in ir.ION_VALENCE:
+                    if sympy.expand(ir_rhs.inline(e, channel=ch) - ir.nernst(ch.nernst)) == 0:
+                        return g, None
+                try:
+                    return g, _si(e, ch)
+                except HHCError:
+                    unsupported("neuroml", f"channel {ch.name}: a reversal potential that changes "
+                                           f"({ir_rhs.inline(e, channel=ch)})",
+                                hint="NeuroML has a fixed erev, or channelDensityNernst for E = nernst(ca)")
     raise HHCError(f"channel {ch.name}: its current {ch.current} is not gbar * gates * (v - E), which is all "
                    f"a NeuroML ionChannelHH can express",
                    hint="write the current in the default form, or use another target")
+
+
+# NeuroML's decayingPoolConcentrationModel (NeuroML2CoreTypes/Cells.xml) puts the ion in a shell of
+# thickness t under the surface of a sphere with the segment's area A, written with pi = 3.14159:
+# r = sqrt(A / (4 pi)), volume 4/3 pi (r^3 - (r - t)^3). hhc's shell has the volume A * depth. The
+# thickness written is the one that gives NeuroML's shell hhc's volume, so both change the
+# concentration equally per charge; hhc import reads it back as volume / area.
+_NML_PI = 3.14159
+
+
+def shell_thickness(area_m2: float, depth_m: float) -> float:
+    """NeuroML's shellThickness (m) whose shell holds area × depth."""
+    r = math.sqrt(area_m2 / (4 * _NML_PI))
+    inner_cubed = r ** 3 - 3 * area_m2 * depth_m / (4 * _NML_PI)
+    if inner_cubed <= 0:
+        unsupported("neuroml", f"a pool {depth_m * 1e6:g} um deep in a cell of {area_m2 * 1e12:g} um2: NeuroML's "
+                               f"pool is a shell inside a sphere of the cell's area (radius {r * 1e6:.4g} um), "
+                               f"which holds at most a third of the radius times the area")
+    return r - inner_cubed ** (1 / 3)
+
+
+def shell_depth(area_m2: float, thickness_m: float) -> float:
+    """The inverse: the hhc depth (m) of a NeuroML shell of this thickness (its volume / area)."""
+    r = math.sqrt(area_m2 / (4 * _NML_PI))
+    return 4 * _NML_PI / 3 * (r ** 3 - (r - thickness_m) ** 3) / area_m2
+
+
+def _reads(ch: ir.Channel, symbol: sympy.Symbol) -> bool:
+    """Whether any rate of the channel's gates reads symbol (cai, temperature)."""
+    for g in ch.gates + ch.instantaneous:
+        for e in (g.steady_state, g.time_constant, g.alpha, g.beta):
+            if e is not None and symbol in ir_rhs.inline(e, channel=ch).free_symbols:
+                return True
+    return False
+
+
+def neuron_problems(cell: ir.Cell) -> list[str]:
+    """What the NEURON export (pynml -neuron) of the cell's documents would get wrong: a channel
+    written as a non-specific current whose rates read cai (the export declares no calcium for it,
+    so it reads 0)."""
+    layout = CellLayout(cell)
+    return [f"the calcium-dependent channel {ch.name} as a non-specific current (it declares no ion, or its "
+            f"ion's channels have different E; NEURON's export gives a non-specific current no cai to read)"
+            for ch, cid, _, _, ion in layout.channels if ion is None and layout.reads_cai[cid]]
 
 
 class CellLayout:
@@ -287,19 +463,53 @@ class CellLayout:
         cap = cell.capacitance
         self.specific_capacitance = (cap.si_value if cap.dimension == units.CAPACITANCE / units.AREA
                                      else cap.si_value / self.area_m2)          # F/m2
-        self.channels = []      # (channel, nml id, gbar density S/m2, erev V, ion)
+        # (channel, nml id, gbar density S/m2, erev V or None for channelDensityNernst, ion)
+        self.channels = []
+        self.vshift: dict[str, float] = {}      # nml id → vShift (V): channelDensityVShift
+        self.folded_vshift: dict[str, float] = {}   # nml id → vshift (V) written into the rates
         ion_erevs: dict[str, set] = {}
         for ch in cell.channels:
-            g, e = _conductance_and_reversal(ch)
+            g, erev = _conductance_and_reversal(ch)
             density = g.si_value if g.dimension == units.CONDUCTANCE / units.AREA else g.si_value / self.area_m2
-            self.channels.append([ch, _nml_id(ch.name), density, e.si_value, ch.ion])
+            cid = _nml_id(ch.name)
+            if erev is None and ch.nernst != "ca":
+                unsupported("neuroml", f"E = nernst({ch.nernst}) in channel {ch.name}",
+                            hint="NeuroML's channelDensityNernst is defined for calcium only (zCa = 2, caConc)")
+            if erev is None and ch.ion != "ca":
+                unsupported("neuroml", f"E = nernst(ca) in channel {ch.name}, which does not declare `ion ca`",
+                            hint="NeuroML's channelDensityNernst carries calcium, and its current feeds the pool")
+            self.channels.append([ch, cid, density, erev, ch.ion])
+            if ch.vshift is not None and erev is not None:
+                self.vshift[cid] = _si(ch.vshift.value)
+            elif ch.vshift is not None:
+                # NeuroML has no channelDensityNernst with a vShift: the gates get the shifted rates
+                self.folded_vshift[cid] = _si(ch.vshift.value)
             if ch.ion:
-                ion_erevs.setdefault(ch.ion, set()).add(round(e.si_value, 12))
+                ion_erevs.setdefault(ch.ion, set()).add("nernst" if erev is None else round(erev, 12))
+        self.pools = list(cell.pools)
+        pooled = {p.ion for p in self.pools}
+        for pool in self.pools:
+            if pool.ion != "ca":
+                unsupported("neuroml", f"a {pool.ion} pool",
+                            hint="NeuroML's concentration models are driven by the calcium current (iCa) only")
+            if len(ion_erevs.get("ca", ())) > 1:
+                unsupported("neuroml", "calcium channels with different reversal potentials (or fixed and Nernst) "
+                                       "in a cell with a calcium pool",
+                            hint="NEURON keeps one E per ion, and every ca channel must feed the pool")
         # NEURON keeps one reversal potential per ion and section: channels of one ion with
-        # different E are written as non-specific currents (same equations, own E each)
-        for entry in self.channels:
-            if entry[4] and len(ion_erevs[entry[4]]) > 1:
-                entry[4] = None
+        # different E are written as non-specific currents (same equations, own E each), except
+        # those with the E of the ones whose rates read cai (NEURON's export gives a non-specific
+        # current no calcium to read)
+        self.reads_cai = {entry[1]: _reads(entry[0], CAI) for entry in self.channels}
+        for ion, erevs in ion_erevs.items():
+            if ion in pooled or len(erevs) <= 1:
+                continue
+            entries = [entry for entry in self.channels if entry[4] == ion]
+            readers = {round(entry[3], 12) for entry in entries if self.reads_cai[entry[1]]}
+            keep = readers.pop() if len(readers) == 1 else None
+            for entry in entries:
+                if keep is None or round(entry[3], 12) != keep:
+                    entry[4] = None
         self.leak = None
         if cell.leak is not None:
             g, e = cell.leak
@@ -307,48 +517,103 @@ class CellLayout:
             self.leak = (density, e.si_value)
         names = {entry[1] for entry in self.channels}
         self.leak_id = "leak" if "leak" not in names else "hhc_leak"
+        self.pool_ids = {}
+        for pool in self.pools:
+            pid = f"{pool.ion}_pool"
+            while pid in names:
+                pid = "hhc_" + pid
+            self.pool_ids[pool.ion] = pid
 
     def density_id(self, channel_id: str) -> str:
         return f"{channel_id}_all"
 
+    def pool_initial(self, pool: ir.Pool) -> float:
+        """A pool's initial concentration (mol/m3 = mM) from the .chan file."""
+        if pool.is_dynamic and pool.initial is not None:
+            return _si(pool.initial)
+        return pool.resting.si_value
 
-def _gate_xml(ch: ir.Channel, g: ir.Gate, types: list[str]) -> list[str]:
+
+def _gate_inputs(cell: ir.Cell, ch: ir.Channel, fold_vshift: bool = False) -> dict:
+    """What makes a gate expression of the channel (its own parameters put in) a function of v, cai,
+    temperature and vShift alone: the cell's vshift of the channel → vShift (or, fold_vshift, its
+    value), constant outside concentrations → their values."""
+    subs = {}
+    if ch.vshift is not None:
+        subs[ch.vshift.symbol] = ch.vshift.value if fold_vshift else VSHIFT
+    for pool in cell.pools:
+        subs[ir.outside(pool.ion)] = pool.outside.value
+    return subs
+
+
+_KINDS = {  # kind → (base type, base type reading caConc, exposure, LEMS dimension, SI → NeuroML unit)
+    "time": ("baseVoltageDepTime", "baseVoltageConcDepTime", "t", "time", sympy.Rational(1, 1000)),
+    "rate": ("baseVoltageDepRate", "baseVoltageConcDepRate", "r", "per_time", 1000),
+    "variable": ("baseVoltageDepVariable", "baseVoltageConcDepVariable", "x", "none", 1),
+}
+
+
+def _q10_xml(ch: ir.Channel, g: ir.Gate) -> str | None:
+    q = g.q10
+    if q is None:
+        return None
+    if q.fixed is not None:
+        return f'<q10Settings type="q10Fixed" fixedQ10="{nml_number(_si(q.fixed, ch))}"/>'
+    if q.q10 is None or q.reference_temperature is None:
+        unsupported("neuroml", f"the Q10 factor {q.factor} of gate {ch.name}.{g.name}")
+    # degC has SI scale 1 in hhc: the number is the Celsius temperature
+    return (f'<q10Settings type="q10ExpTemp" q10Factor="{nml_number(_si(q.q10, ch))}" '
+            f'experimentalTemp="{quantity(_si(q.reference_temperature, ch), "degC")}"/>')
+
+
+def _gate_kind(g: ir.Gate) -> str:
+    return "gateHHInstantaneous" if g.instantaneous else ("gateHHrates" if g.form == "alpha_beta" else "gateHHtauInf")
+
+
+def _gate_xml(cell: ir.Cell, ch: ir.Channel, g: ir.Gate, types: list[str], generic: bool = False,
+              fold_vshift: bool = False) -> list[str]:
+    """The gate's element: <gateHHrates>, <gateHHtauInf> or <gateHHInstantaneous>; generic: the
+    same as <gate type="..."> (the schema lets a channel hold one kind of the specific elements only)."""
+    kind = _gate_kind(g)
+    opening, closing = (f'<gate id="{_nml_id(g.name)}" type="{kind}" instances="{g.power}">', "</gate>") if generic \
+        else (f'<{kind} id="{_nml_id(g.name)}" instances="{g.power}">', f"</{kind}>")
     gid = _nml_id(g.name)
     cid = _nml_id(ch.name)
     out = []
+    subs = _gate_inputs(cell, ch, fold_vshift)
 
     def element(tag, expr, kind):
-        # the channel's helpers and parameters put in: a function of v alone
-        full = ir_rhs.inline(expr, channel=ch, parameters=True)
-        if kind == "time":
-            f = plain_function(full, sympy.Rational(1, 1000))
-            base, exposure, dim, unit = "baseVoltageDepTime", "t", "time", "ms"
-        elif kind == "rate":
-            f = plain_function(full, 1000)
-            base, exposure, dim, unit = "baseVoltageDepRate", "r", "per_time", "per_ms"
-        else:
-            f = plain_function(full, 1)
-            base, exposure, dim, unit = "baseVoltageDepVariable", "x", "none", ""
-        std = match_standard(f, kind)
-        if std is not None:
-            type_name, attrs = std
-            text = " ".join(f'{k}="{v}"' for k, v in attrs.items())
-            return f'<{tag} type="{type_name}" {text}/>'
+        # the channel's helpers and parameters put in: a function of v (and cai, temperature, vShift)
+        full = ir_rhs.inline(expr, channel=ch, parameters=True).xreplace(subs)
+        others = {s for s in full.free_symbols if not units.unit_of_symbol(s)} - {ir.V, CAI, ir.TEMPERATURE, VSHIFT}
+        if others:
+            unsupported("neuroml", f"gate {ch.name}.{g.name} reading {', '.join(sorted(map(str, others)))}",
+                        hint="NeuroML's rates read v, the calcium concentration and the temperature")
+        base, conc_base, exposure, dim, scale = _KINDS[kind]
+        if full.free_symbols & {CAI, ir.TEMPERATURE, VSHIFT} == set() and not full.has(sympy.Piecewise):
+            std = match_standard(plain_function(full, scale), kind)
+            if std is not None:
+                type_name, attrs = std
+                text = " ".join(f'{k}="{v}"' for k, v in attrs.items())
+                return f'<{tag} type="{type_name}" {text}/>'
         type_name = f"hhc_{cid}_{gid}_{tag}"
-        types.append(custom_type(type_name, base, exposure, dim, full,
+        types.append(custom_type(type_name, conc_base if CAI in full.free_symbols else base, exposure, dim, full,
                                  f"{ch.name}.{g.name} {tag}, generated by hhc from the IR: {full}"))
         return f'<{tag} type="{type_name}"/>'
 
-    if g.form == "alpha_beta":
-        out.append(f'        <gateHHrates id="{gid}" instances="{g.power}">')
-        out.append("            " + element("forwardRate", g.alpha, "rate"))
-        out.append("            " + element("reverseRate", g.beta, "rate"))
-        out.append("        </gateHHrates>")
-    else:
-        out.append(f'        <gateHHtauInf id="{gid}" instances="{g.power}">')
-        out.append("            " + element("timeCourse", g.time_constant, "time"))
+    out.append("        " + opening)
+    q10 = _q10_xml(ch, g)
+    if q10:
+        out.append("            " + q10)
+    if g.instantaneous:
         out.append("            " + element("steadyState", g.steady_state, "variable"))
-        out.append("        </gateHHtauInf>")
+    elif g.form == "alpha_beta":
+        out.append("            " + element("forwardRate", g.base_alpha, "rate"))
+        out.append("            " + element("reverseRate", g.base_beta, "rate"))
+    else:
+        out.append("            " + element("timeCourse", g.base_time_constant, "time"))
+        out.append("            " + element("steadyState", g.steady_state, "variable"))
+    out.append("        " + closing)
     return out
 
 
@@ -365,32 +630,12 @@ def _header(doc_id: str, cell: ir.Cell, what: str) -> list[str]:
     ]
 
 
-def cell_document(cell: ir.Cell, initial_v: float | None = None) -> str:
-    layout = CellLayout(cell)
-    fixed = [iv.state for iv in cell.initial if iv.state != "v" and iv.value is not None]
-    what = f"NeuroML2 model of cell {cell.name}."
-    if fixed:
-        what += (f" NeuroML starts every gate at its steady state: the initial values the .chan file gives "
-                 f"{', '.join(fixed)} are not expressed here.")
-    out = _header(f"{layout.id}_doc", cell, what)
-    types: list[str] = []
-    for ch, cid, _, _, ion in layout.channels:
-        species = f' species="{ch.ion}"' if ion else ""
-        out.append(f'    <ionChannelHH id="{cid}" conductance="10pS"{species}>')
-        out.append(f"        <notes>channel {escape(ch.name)}: current = {escape(str(ch.current))}</notes>")
-        for g in ch.gates:
-            out.extend(_gate_xml(ch, g, types))
-        out.append("    </ionChannelHH>")
-    if layout.leak is not None:
-        out.append(f'    <ionChannelHH id="{layout.leak_id}" conductance="10pS">')
-        out.append("        <notes>leak</notes>")
-        out.append("    </ionChannelHH>")
-    iv = cell.initial_value("v")
-    v0 = initial_v if initial_v is not None else (float(units.to_si(iv.value)) if iv and iv.value is not None
-                                                  else -0.065)
+def _cell_element(cell: ir.Cell, layout: CellLayout, cell_id: str, v0: float, pool_initial: dict) -> list[str]:
+    """The <cell>: one cylinder segment, the channel densities, the pools' species; v0 (V) and
+    pool_initial (ion → mol/m3) are its initial values."""
     area_um2 = layout.area_m2 * 1e12
-    out += [
-        f'    <cell id="{layout.id}">',
+    out = [
+        f'    <cell id="{cell_id}">',
         f"        <notes>Single compartment of area {nml_number(area_um2)} um2 (a cylinder without end caps); "
         f"absolute conductances and capacitance of the point neuron are divided by it.</notes>",
         '        <morphology id="morphology">',
@@ -405,15 +650,23 @@ def cell_document(cell: ir.Cell, initial_v: float | None = None) -> str:
         '        <biophysicalProperties id="biophys">',
         "            <membraneProperties>",
     ]
+    plain, shifted, nernst = [], [], []
     for ch, cid, density, erev, ion in layout.channels:
-        out.append(f'                <channelDensity id="{layout.density_id(cid)}" ionChannel="{cid}" '
-                   f'condDensity="{quantity(density, "S_per_m2")}" erev="{quantity(erev * 1e3, "mV")}" '
-                   f'ion="{ion or "non_specific"}"/>')
+        common = (f'id="{layout.density_id(cid)}" ionChannel="{cid}" condDensity="{quantity(density, "S_per_m2")}"')
+        if erev is None:
+            nernst.append(f'                <channelDensityNernst {common} ion="ca"/>')
+        elif cid in layout.vshift:
+            shifted.append(f'                <channelDensityVShift {common} erev="{quantity(erev * 1e3, "mV")}" '
+                           f'ion="{ion or "non_specific"}" vShift="{quantity(layout.vshift[cid] * 1e3, "mV")}"/>')
+        else:
+            plain.append(f'                <channelDensity {common} erev="{quantity(erev * 1e3, "mV")}" '
+                         f'ion="{ion or "non_specific"}"/>')
     if layout.leak is not None:
         density, erev = layout.leak
-        out.append(f'                <channelDensity id="{layout.density_id(layout.leak_id)}" '
-                   f'ionChannel="{layout.leak_id}" condDensity="{quantity(density, "S_per_m2")}" '
-                   f'erev="{quantity(erev * 1e3, "mV")}" ion="non_specific"/>')
+        plain.append(f'                <channelDensity id="{layout.density_id(layout.leak_id)}" '
+                     f'ionChannel="{layout.leak_id}" condDensity="{quantity(density, "S_per_m2")}" '
+                     f'erev="{quantity(erev * 1e3, "mV")}" ion="non_specific"/>')
+    out += plain + shifted + nernst       # the schema's order
     threshold = float(units.to_si(cell.threshold)) if cell.threshold is not None else 0.0
     out += [
         f'                <spikeThresh value="{quantity(threshold * 1e3, "mV")}"/>',
@@ -421,11 +674,98 @@ def cell_document(cell: ir.Cell, initial_v: float | None = None) -> str:
         f'                <initMembPotential value="{quantity(v0 * 1e3, "mV")}"/>',
         "            </membraneProperties>",
         "            <intracellularProperties>",
+    ]
+    for pool in layout.pools:       # concentrations: 1 mM = 1 mol/m3, hhc's SI
+        out.append(f'                <species id="{pool.ion}" ion="{pool.ion}" '
+                   f'concentrationModel="{layout.pool_ids[pool.ion]}" '
+                   f'initialConcentration="{quantity(pool_initial[pool.ion], "mM")}" '
+                   f'initialExtConcentration="{quantity(pool.outside.si_value, "mM")}"/>')
+    out += [
         '                <resistivity value="100ohm_cm"/>',
         "            </intracellularProperties>",
         "        </biophysicalProperties>",
         "    </cell>",
     ]
+    return out
+
+
+def _pool_xml(layout: CellLayout, pool: ir.Pool) -> list[str]:
+    pid = layout.pool_ids[pool.ion]
+    resting = f'restingConc="{quantity(pool.resting.si_value, "mM")}"'
+    if pool.kind == "decaying":
+        depth = pool.depth.si_value
+        thickness = shell_thickness(layout.area_m2, depth)
+        # (jLEMS takes no <notes> in a concentration model: a comment says it)
+        return [f"    <!-- hhc pool {pool.ion}: depth {nml_number(depth * 1e6)} um, a shell of volume "
+                f"{nml_number(layout.area_m2 * 1e12)} um2 x depth. NeuroML's shell lies inside a sphere of the "
+                f"cell's area: this shellThickness gives it the same volume. -->",
+                f'    <decayingPoolConcentrationModel id="{pid}" ion="{pool.ion}" {resting} '
+                f'decayConstant="{quantity(pool.decay.si_value * 1e3, "ms")}" '
+                f'shellThickness="{quantity(thickness * 1e6, "um")}"/>']
+    if pool.kind == "fixed_factor":
+        return [f'    <fixedFactorConcentrationModel id="{pid}" ion="{pool.ion}" {resting} '
+                f'decayConstant="{quantity(pool.decay.si_value * 1e3, "ms")}" '
+                f'rho="{quantity(pool.rho.si_value, "mol_per_m_per_A_per_s")}"/>']
+    # a constant concentration: no current in (rho 0), and at rest from the start, so it stays there
+    return [f"    <!-- hhc pool {pool.ion} without decay: {pool.ion}i stays at its resting value -->",
+            f'    <fixedFactorConcentrationModel id="{pid}" ion="{pool.ion}" {resting} decayConstant="1s" '
+            f'rho="0mol_per_m_per_A_per_s"/>']
+
+
+def _default_initial(cell: ir.Cell, layout: CellLayout) -> tuple[float, dict]:
+    iv = cell.initial_value("v")
+    v0 = float(units.to_si(iv.value)) if iv and iv.value is not None else -0.065
+    return v0, {p.ion: layout.pool_initial(p) for p in layout.pools}
+
+
+def cell_document(cell: ir.Cell, initial_v: float | None = None, pool_initial: dict | None = None) -> str:
+    layout = CellLayout(cell)
+    fixed = [iv.state for iv in cell.initial
+             if iv.state != "v" and iv.value is not None and iv.state not in {p.state for p in cell.pools}]
+    what = f"NeuroML2 model of cell {cell.name}."
+    if fixed:
+        what += (f" NeuroML starts every gate at its steady state: the initial values the .chan file gives "
+                 f"{', '.join(fixed)} are not expressed here.")
+    if cell.temperature is not None:
+        what += (f" Temperature {nml_number(_si(cell.temperature.value))} degC: NeuroML sets it on the network "
+                 f"(networkWithTemperature), which the network document does.")
+    out = _header(f"{layout.id}_doc", cell, what)
+    types: list[str] = []
+    passive = [entry for entry in layout.channels if entry[0].is_passive]
+    for ch, cid, _, _, ion in passive:      # <ionChannel> precedes <ionChannelHH> in the schema
+        species = f' species="{ch.ion}"' if ion else ""
+        out.append(f'    <ionChannel id="{cid}" type="ionChannelPassive" conductance="10pS"{species}>')
+        out.append(f"        <notes>channel {escape(ch.name)} (passive): current = {escape(str(ch.current))}</notes>")
+        out.append("    </ionChannel>")
+    for ch, cid, _, _, ion in layout.channels:
+        if ch.is_passive:
+            continue
+        species = f' species="{ch.ion}"' if ion else ""
+        out.append(f'    <ionChannelHH id="{cid}" conductance="10pS"{species}>')
+        note = f"channel {escape(ch.name)}: current = {escape(str(ch.current))}"
+        if cid in layout.vshift:
+            note += "; placed with vshift: its gates read v - vShift (channelDensityVShift)"
+        elif cid in layout.folded_vshift:
+            note += (f"; placed with vshift = {nml_number(layout.folded_vshift[cid] * 1e3)} mV, written into its "
+                     f"rates (they are the .chan rates at v - vshift): NeuroML's channelDensityNernst takes no vShift")
+        out.append(f"        <notes>{note}</notes>")
+        gates = ch.gates + ch.instantaneous
+        generic = len({_gate_kind(g) for g in gates}) > 1     # the schema: one kind of specific element
+        for g in gates:
+            out.extend(_gate_xml(cell, ch, g, types, generic, cid in layout.folded_vshift))
+        out.append("    </ionChannelHH>")
+    if layout.leak is not None:
+        out.append(f'    <ionChannelHH id="{layout.leak_id}" conductance="10pS">')
+        out.append("        <notes>leak</notes>")
+        out.append("    </ionChannelHH>")
+    for pool in layout.pools:
+        out.extend(_pool_xml(layout, pool))
+    v0, pools0 = _default_initial(cell, layout)
+    if initial_v is not None:
+        v0 = initial_v
+    if pool_initial:
+        pools0.update(pool_initial)
+    out += _cell_element(cell, layout, layout.id, v0, pools0)
     out.extend(types)       # the schema wants ComponentTypes after the other top-level elements
     out.append("</neuroml>")
     return "\n".join(out) + "\n"
@@ -445,42 +785,81 @@ def lems_filename(cell: ir.Cell) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # the experiment
-def uniform_initial_v(cell: ir.Cell, experiment) -> float:
-    v = np.asarray(experiment.initial_arrays["v"], dtype=float)
-    if not np.all(v == v[0]):
-        unsupported("neuroml", "a different initial v per neuron (NeuroML gives a population one "
-                    "initMembPotential)", hint="use one initial v for the neuroml, jneuroml and neuron backends")
-    return float(v[0])
+class Placement:
+    """Where each neuron of an experiment lives. NeuroML gives a population one initMembPotential,
+    so neurons that start at different v go into one population per distinct v, each of a copy of
+    the cell with that value: `pop` when all start alike, else `pop0`, `pop1`, ... (pop0 uses the
+    cell document's cell). Pool concentrations must start alike (NEURON's export holds them in a
+    GLOBAL)."""
+
+    def __init__(self, cell: ir.Cell, layout: CellLayout, experiment):
+        n = experiment.size
+        arrays = experiment.initial_arrays
+        v_default, pools_default = _default_initial(cell, layout)
+        columns = [np.broadcast_to(np.asarray(arrays["v"] if arrays.get("v") is not None else v_default, float), (n,))]
+        ions = [p.ion for p in layout.pools]
+        for pool in layout.pools:
+            values = arrays.get(pool.state) if pool.is_dynamic else None
+            columns.append(np.broadcast_to(np.asarray(values if values is not None else pools_default[pool.ion],
+                                                      float), (n,)))
+        for ion, column in zip(ions, columns[1:]):
+            if not np.all(column == column[0]):
+                # (NEURON's export keeps a species' initial concentration in a GLOBAL of the pool)
+                unsupported("neuroml", f"a different initial {ion}i per neuron",
+                            hint=f"start every neuron at one {ion}i for the neuroml, jneuroml and neuron backends")
+        keys = list(zip(*[c.tolist() for c in columns]))
+        self.groups: list[tuple[float, dict, list[int]]] = []       # (v0, {ion: c0}, neurons)
+        index = {}
+        for i, key in enumerate(keys):
+            if key not in index:
+                index[key] = len(self.groups)
+                self.groups.append((key[0], dict(zip(ions, key[1:])), []))
+            self.groups[index[key]][2].append(i)
+        single = len(self.groups) == 1
+        self.population_ids = ["pop"] if single else [f"pop{k}" for k in range(len(self.groups))]
+        self.cell_ids = [layout.id] + [f"{layout.id}_start{k}" for k in range(1, len(self.groups))]
+        self.target = [""] * n
+        for k, (_, _, neurons) in enumerate(self.groups):
+            for j, i in enumerate(neurons):
+                self.target[i] = f"{self.population_ids[k]}[{j}]"
 
 
 def initial_gate_warnings(cell: ir.Cell, experiment) -> list[str]:
-    fixed = [s for s in cell.states[1:] if experiment.initial_arrays.get(s) is not None]
+    pools = {p.state for p in cell.pools}
+    fixed = [s for s in cell.states[1:] if s not in pools and experiment.initial_arrays.get(s) is not None]
     if not fixed:
         return []
     return [f"NeuroML starts every gate at its steady state; the initial values of {', '.join(fixed)} "
             f"are not used (set [initial] gates = \"steady_state\" to compare with other backends)"]
 
 
-def _trace_quantity(cell: ir.Cell, layout: CellLayout, var: str, i: int):
-    """(LEMS quantity path, factor to hhc's SI value)."""
+def _trace_quantity(cell: ir.Cell, layout: CellLayout, var: str, target: str):
+    """(LEMS quantity path of var in the neuron at `target`, e.g. pop[3], factor to hhc's SI value)."""
     if var == "v":
-        return f"pop[{i}]/v", 1.0
+        return f"{target}/v", 1.0
     for ch, cid, *_ in layout.channels:
         if var == ch.current_name:
-            return f"pop[{i}]/biophys/membraneProperties/{layout.density_id(cid)}/iDensity", -layout.area_m2
-        for g in ch.gates:
+            return f"{target}/biophys/membraneProperties/{layout.density_id(cid)}/iDensity", -layout.area_m2
+        for g in ch.gates + ch.instantaneous:
             if var == g.state:
-                return f"pop[{i}]/biophys/membraneProperties/{layout.density_id(cid)}/{cid}/{_nml_id(g.name)}/q", 1.0
+                return f"{target}/biophys/membraneProperties/{layout.density_id(cid)}/{cid}/{_nml_id(g.name)}/q", 1.0
     if var == "I_leak" and layout.leak is not None:
-        return f"pop[{i}]/biophys/membraneProperties/{layout.density_id(layout.leak_id)}/iDensity", -layout.area_m2
-    unsupported("neuroml", f"recording '{var}'", hint="recordable: v, gate states, channel currents")
+        return f"{target}/biophys/membraneProperties/{layout.density_id(layout.leak_id)}/iDensity", -layout.area_m2
+    for pool in layout.pools:
+        if var == pool.state:       # mol/m3 in LEMS, hhc's SI
+            return f"{target}/caConc", 1.0
+    unsupported("neuroml", f"recording '{var}'", hint="recordable: v, gate states, channel currents, cai")
 
 
-def network_document(cell: ir.Cell, experiment) -> str:
+def network_document(cell: ir.Cell, experiment, placement: Placement | None = None) -> str:
     layout = CellLayout(cell)
+    placement = placement or Placement(cell, layout, experiment)
     out = _header(f"{layout.id}_net", cell, f"Network of {experiment.size} {cell.name} cells for "
                                             f"experiment {Path(experiment.path).name}.")
     out.append(f'    <include href="{cell_filename(cell)}"/>')
+    for k in range(1, len(placement.groups)):       # the cell again, starting elsewhere
+        v0, pools0, _ = placement.groups[k]
+        out += _cell_element(cell, layout, placement.cell_ids[k], v0, pools0)
     pulses = []
     t = 0.0
     inputs = [i.name for i in cell.inputs if i.kind == "current"]
@@ -496,18 +875,25 @@ def network_document(cell: ir.Cell, experiment) -> str:
                            f'duration="{quantity(phase.duration * 1e3, "ms")}" '
                            f'amplitude="{quantity(amp * 1e12, "pA")}"/>')
         t += phase.duration
-    out.append('    <network id="net">')
-    out.append(f'        <population id="pop" component="{layout.id}" size="{experiment.size}"/>')
+    if cell.temperature is not None:    # degC has SI scale 1: the number is the Celsius temperature
+        out.append(f'    <network id="net" type="networkWithTemperature" '
+                   f'temperature="{quantity(_si(cell.temperature.value), "degC")}">')
+    else:
+        out.append('    <network id="net">')
+    for k, (_, _, neurons) in enumerate(placement.groups):
+        out.append(f'        <population id="{placement.population_ids[k]}" component="{placement.cell_ids[k]}" '
+                   f'size="{len(neurons)}"/>')
     for pid in pulses:
         for i in range(experiment.size):
-            out.append(f'        <explicitInput target="pop[{i}]" input="{pid}"/>')
+            out.append(f'        <explicitInput target="{placement.target[i]}" input="{pid}"/>')
     out.append("    </network>")
     out.append("</neuroml>")
     return "\n".join(out) + "\n"
 
 
-def lems_document(cell: ir.Cell, experiment) -> str:
+def lems_document(cell: ir.Cell, experiment, placement: Placement | None = None) -> str:
     layout = CellLayout(cell)
+    placement = placement or Placement(cell, layout, experiment)
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f"<!-- LEMS simulation of {cell.name}, experiment {Path(experiment.path).name}; generated by hhc "
@@ -525,14 +911,14 @@ def lems_document(cell: ir.Cell, experiment) -> str:
         lines.append(f'        <OutputFile id="traces_{k}" fileName="traces_{k}.dat">')
         for var in tr.variables:
             for i in tr.neurons:
-                path, _ = _trace_quantity(cell, layout, var, i)
+                path, _ = _trace_quantity(cell, layout, var, placement.target[i])
                 lines.append(f'            <OutputColumn id="{var}_{i}" quantity="{path}"/>')
         lines.append("        </OutputFile>")
     if experiment.record_spikes is not None:
         neurons = range(experiment.size) if experiment.record_spikes is True else experiment.record_spikes
         lines.append('        <EventOutputFile id="spikes" fileName="spikes.dat" format="TIME_ID">')
         for i in neurons:
-            lines.append(f'            <EventSelection id="{i}" select="pop[{i}]" eventPort="spike"/>')
+            lines.append(f'            <EventSelection id="{i}" select="{placement.target[i]}" eventPort="spike"/>')
         lines.append("        </EventOutputFile>")
     lines += ["    </Simulation>", "</Lems>"]
     return "\n".join(lines) + "\n"
@@ -567,9 +953,10 @@ def validate(text_or_path) -> None:
 def emit_documents(cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
     """The cell's NeuroML2 document; with an experiment, also its network and LEMS simulation."""
     exp = options.experiment
-    v0 = uniform_initial_v(cell, exp) if exp is not None else None
-    files = {cell_filename(cell): cell_document(cell, v0)}
-    if exp is not None:
-        files[net_filename(cell)] = network_document(cell, exp)
-        files[lems_filename(cell)] = lems_document(cell, exp)
-    return files
+    if exp is None:
+        return {cell_filename(cell): cell_document(cell)}
+    placement = Placement(cell, CellLayout(cell), exp)
+    v0, pools0, _ = placement.groups[0]
+    return {cell_filename(cell): cell_document(cell, v0, pools0),
+            net_filename(cell): network_document(cell, exp, placement),
+            lems_filename(cell): lems_document(cell, exp, placement)}

@@ -63,7 +63,7 @@ def read_traces(cell, experiment, out_dir: Path) -> list[TraceGroup]:
         variables = {}
         col = 1
         for var in tr.variables:
-            _, factor = _trace_quantity(cell, layout, var, 0)
+            _, factor = _trace_quantity(cell, layout, var, "pop[0]")
             n = len(tr.neurons)
             variables[var] = data[keep, col:col + n] * factor
             col += n

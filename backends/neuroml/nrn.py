@@ -16,7 +16,7 @@ from hhc.compiler.errors import HHCError
 from ..base import Backend, Capabilities, EmitOptions
 from ..cache import cache_root, file_lock
 from ..results import RunResult
-from .generate import emit_documents
+from .generate import emit_documents, neuron_problems
 from .lems_run import MAX_NEURONS, pyneuroml_missing, read_results, run_tool, tool, write_lems
 
 
@@ -70,6 +70,8 @@ class NeuronBackend(Backend):
         return None
 
     def run(self, cell, experiment, out_dir: Path, progress=None) -> RunResult:
+        for problem in neuron_problems(cell):
+            self.unsupported(problem, hint="the jneuroml backend runs it")
         lems = write_lems(cell, experiment, out_dir)
         t0 = time.perf_counter()
         run_tool([tool("pynml"), lems.name, "-neuron", "-nogui"], out_dir, "export_neuron")
