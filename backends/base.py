@@ -49,6 +49,7 @@ class Capabilities:
     validate_dt: float | None = None                    # dt for `hhc validate` when its default does not suit
     # why `hhc validate`'s long runs (20 s of tonic firing) are out of this backend's reach at that dt
     long_runs: str | None = None
+    networks: bool = False                              # runs [network] experiments (synapses, sources, projections)
     note: str = ""                                      # why it does not run, for a code generator
 
 
@@ -102,6 +103,13 @@ class Backend(ABC):
         unsupported(cls.name, construct, location, hint)
 
     @classmethod
+    def check_cell(cls, cell) -> None:
+        """Refuse a cell with constructs the declared capabilities rule out (synapses need networks)."""
+        if cell.synapses and not cls.capabilities.networks:
+            cls.unsupported(f"synapses (cell {cell.name} receives {', '.join(s.name for s in cell.synapses)})",
+                            hint="docs/networks.md lists the backends that run networks")
+
+    @classmethod
     def check_run(cls, experiment) -> None:
         """Refuse, before anything is built, what the declared capabilities rule out."""
         caps = cls.capabilities
@@ -119,5 +127,9 @@ class Backend(ABC):
                                  f"or use the brian2 backend")
         if experiment.backend.mpi and not caps.mpi:
             cls.unsupported("--mpi (several MPI processes)", hint="the nest backend runs with MPI")
+        if getattr(experiment, "drawn", None) is not None and not caps.networks:
+            cls.unsupported("a network (populations, sources, projections: [network] or per-neuron parameters)",
+                            hint="docs/networks.md lists the backends that run networks")
         if caps.max_neurons is not None and experiment.size > caps.max_neurons:
             cls.unsupported(f"a population of {experiment.size:,} neurons (at most {caps.max_neurons:,})")
+

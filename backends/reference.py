@@ -440,7 +440,7 @@ class ReferenceBackend(Backend):
     description = ("SciPy solve_ivp at rtol 1e-9, neuron by neuron, spikes located by root-finding: "
                    "what the other backends are validated against (small populations)")
     capabilities = Capabilities(methods=METHODS, default_method=DEFAULT_METHOD, max_neurons=MAX_NEURONS,
-                                records=("spikes", "states"))
+                                records=("spikes", "states"), networks=True)
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
         self.unsupported("generating code", hint="the reference integrates the IR with SciPy directly: "

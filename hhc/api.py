@@ -46,10 +46,14 @@ def compile_model(model, target: str = "brian2", cell: str | None = None, device
     chosen = model.cell(cell)
     if experiment is not None:
         exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+        if exp.temperature is not None:       # the experiment's temperature replaces the cell's
+            chosen = dataclasses.replace(exp, cell_name=chosen.name).cell_of(model)
         experiment = resolve(exp, chosen)
     options = EmitOptions(device=device, experiment=experiment,
                           out_dir=Path(out_dir) if out_dir is not None else None, build_only=build_only)
-    files = backends.get(target).emit(chosen, options)
+    generator = backends.get(target)
+    generator.check_cell(chosen)
+    files = generator.emit(chosen, options)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -434,12 +438,16 @@ def run_experiment(experiment, out=None, backend=None, device=None, threads=None
         f"{'/' + exp.backend.device if exp.backend.device else ''}"
         f"{f', {exp.backend.threads} threads' if exp.backend.threads else ''}"
         f"{f', {exp.backend.mpi} MPI processes' if exp.backend.mpi else ''}")
+    if exp.drawn is not None:
+        for line in network.describe(exp.drawn):
+            say(escape(line))
     say("recording plan: " + escape("; ".join(estimate.lines())))
     planner.check_fits(estimate, out_dir=out_dir.parent if out_dir.parent.exists() else ".")
     for w in exp.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}")
 
     target = backends.get(exp.backend.name)
+    target.check_cell(cell)
     target.check_run(exp)
     reason = target.unavailable_reason()
     if reason:

@@ -126,16 +126,18 @@ def test_population_limit(make_experiment, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # round trip and import
 def _rate_functions(cell: ir.Cell) -> dict:
-    """Every gate's inf, tau (and alpha, beta) as numeric functions of v in volts, SI values."""
+    """Every gate's inf, tau (and alpha, beta) as numeric functions of v (volts) and cai (mol/m3), SI
+    values, at the cell's temperature and with its pool's constants in."""
     out = {}
+    cai = sympy.Symbol("cai")
     for ch in cell.channels:
-        for g in ch.gates:
-            exprs = {"inf": g.steady_state, "tau": g.time_constant}
+        for g in ch.gates + ch.instantaneous:
+            exprs = {"inf": g.steady_state} if g.instantaneous else {"inf": g.steady_state, "tau": g.time_constant}
             if g.alpha is not None:
                 exprs.update(alpha=g.alpha, beta=g.beta)
             for k, e in exprs.items():
-                e = units.to_si(rhs.inline(e, channel=ch, parameters=True))
-                out[(ch.name, g.name, g.power, k)] = sympy.lambdify(ir.V, e, modules=rhs.NUMERIC_MODULES)
+                e = rhs.in_si(cell, rhs.inline(e, cell))
+                out[(ch.name, g.name, g.power, k)] = sympy.lambdify((ir.V, cai), e, modules=rhs.NUMERIC_MODULES)
     return out
 
 
@@ -143,7 +145,7 @@ def _absolute(cell: ir.Cell) -> dict:
     layout = nml.CellLayout(cell)
     d = {"C": layout.specific_capacitance * layout.area_m2}
     for ch, cid, density, erev, _ in layout.channels:
-        d[cid] = (density * layout.area_m2, erev)
+        d[cid] = (density * layout.area_m2, np.nan if erev is None else erev)      # None: Nernst
     if layout.leak:
         d["leak"] = (layout.leak[0] * layout.area_m2, layout.leak[1])
     return d
@@ -158,14 +160,15 @@ def test_round_trip_gives_an_equivalent_ir(model):
     f0, f1 = _rate_functions(original), _rate_functions(back)
     assert set(f0) == set(f1)
     grid = np.linspace(-0.12, 0.08, 1001) + 1.23e-6          # volts, off the 0/0 points
-    for key in f0:
-        a = np.broadcast_to(f0[key](grid), grid.shape)
-        b = np.broadcast_to(f1[key](grid), grid.shape)
-        np.testing.assert_allclose(b, a, rtol=1e-9, atol=0, err_msg=str(key))
+    for cai in (1e-6, 1e-4, 1e-2):                            # mol/m3 (mM): 1 nM to 10 uM
+        for key in f0:
+            a = np.broadcast_to(f0[key](grid, cai), grid.shape)
+            b = np.broadcast_to(f1[key](grid, cai), grid.shape)
+            np.testing.assert_allclose(b, a, rtol=1e-9, atol=0, err_msg=str(key))
     a0, a1 = _absolute(original), _absolute(back)
     assert a0.keys() == a1.keys()
     for k in a0:
-        np.testing.assert_allclose(np.array(a1[k], float), np.array(a0[k], float), rtol=1e-9)
+        np.testing.assert_allclose(np.array(a1[k], float), np.array(a0[k], float), rtol=1e-9, equal_nan=True)
     assert float(units.to_si(back.threshold)) == pytest.approx(float(units.to_si(original.threshold)))
 
 
@@ -186,7 +189,7 @@ def test_import_the_reference_kenyon_cell():
     f0, f1 = _rate_functions(ours), _rate_functions(cell)
     grid = np.linspace(-0.1, 0.05, 301)
     for (ch, g, p, k), f in f0.items():
-        np.testing.assert_allclose(f1[(ch.lower(), g, p, k)](grid), f(grid), rtol=1e-9)
+        np.testing.assert_allclose(f1[(ch.lower(), g, p, k)](grid, 1e-4), f(grid, 1e-4), rtol=1e-9)
 
 
 @pytest.mark.parametrize("snippet, message", [

@@ -7,6 +7,7 @@ ConditionalDerivedVariables), Q10s, Ca pools, Nernst, vShift, includes, a networ
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -21,7 +22,11 @@ pytest.importorskip("lxml")
 from hhc.compiler.neuroml_import import import_file, import_text  # noqa: E402
 
 CORPUS = DATA / "nml_corpus"
-FILES = sorted(CORPUS.glob("*.nml")) + sorted(CORPUS.glob("LEMS_*.xml"))
+# custom_current/: channels whose NeuroML open fraction is more than gbar·Π gate^power (conductance scaling,
+# gateFractional): .chan writes `current = ...`, which hhc's NeuroML export does not write back yet, so they are
+# kept out of test_nml_corpus_runs' every-target sweep (see test_custom_currents_compile_for_the_code_targets)
+CUSTOM_CURRENT = sorted((CORPUS / "custom_current").glob("*.nml"))
+FILES = sorted(CORPUS.glob("*.nml")) + sorted(CORPUS.glob("LEMS_*.xml")) + CUSTOM_CURRENT
 NML = '<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="x">\n{}\n</neuroml>\n'
 
 
@@ -59,7 +64,8 @@ def _si_function(expr, cell=None, parameters=()):
 
 def test_piecewise_rate_is_a_conditional_with_the_lems_cases():
     imported, model = _compiled("KdrPiecewise.channel.nml")
-    assert " if v/mV < -70 else " in imported.chan and "v/mV >= -70 and v/mV <= 20" in imported.chan
+    # the second Case's `V .ge. -70` is implied by the first failing: the condition keeps `v/mV <= 20`
+    assert " if v/mV < -70 else " in imported.chan and " if v/mV <= 20 else " in imported.chan
     (channel,) = model.channels
     alpha = _si_function(channel.gates[0].alpha, parameters=channel.parameters)
     for v_mv in (-90, -70, -30, 20, 35):
@@ -202,9 +208,12 @@ def test_unknown_gate_type_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("snippet, message", [
-    ('<ionChannel id="k" type="ionChannelHH" conductance="1pS"><gate id="n" type="gateHHInstantaneous" instances="1">'
-     '<steadyState type="HHSigmoidVariable" rate="1" midpoint="0mV" scale="1mV"/></gate></ionChannel>',
-     "gateHHInstantaneous"),
+    ('<ionChannelKS id="k" conductance="1pS"><gateKS id="n" instances="1"><closedState id="c"/><openState id="o"/>'
+     '</gateKS></ionChannelKS>', "kinetic schemes"),
+    ('<ionChannel id="k" type="ionChannelHH" conductance="1pS"><gate id="n" type="myGate" instances="1">'
+     '<steadyState type="HHSigmoidVariable" rate="1" midpoint="0mV" scale="1mV"/></gate></ionChannel>'
+     '<ComponentType name="myGate" extends="gateHHInstantaneous"><Dynamics><StateVariable name="q" dimension="none"/>'
+     '</Dynamics></ComponentType>', "has its own dynamics"),
     ('<ionChannel id="k" type="ionChannelHH" conductance="1pS"><gate id="n" type="gateHHrates" instances="1">'
      '<forwardRate type="r"/><reverseRate type="HHExpRate" rate="1per_ms" midpoint="0mV" scale="1mV"/></gate>'
      '</ionChannel><ComponentType name="r" extends="baseVoltageDepRate"><Dynamics>'
@@ -291,12 +300,12 @@ def _rate_functions(cell):
 def test_round_trip_of_the_new_constructs():
     from hhc.api import compile_model
     original = compile_text(ROUND_TRIP, "roundtrip.chan")
-    try:
-        files = compile_model(original, target="neuroml")
-    except (HHCError, TypeError) as exc:          # the exporter's side of issue 14 is not there yet
-        pytest.xfail(f"the NeuroML exporter cannot write the new constructs yet: {exc}")
+    files = compile_model(original, target="neuroml")
     nml = next(text for name, text in files.items() if name.endswith(".cell.nml"))
-    back = compile_text(import_text(nml, "roundtrip.nml"), "back.chan").cell()
+    # NeuroML keeps the temperature on the network, not the cell: the import writes a placeholder; set it back
+    text = re.sub(r"^    temperature = .*$", "    temperature = 34 degC", import_text(nml, "roundtrip.nml"),
+                  flags=re.MULTILINE)
+    back = compile_text(text, "back.chan").cell()
     cell = original.cell()
     f0, f1 = _rate_functions(cell), _rate_functions(back)
     assert set(f0) <= set(f1) or set(f0) == set(f1), (sorted(f0), sorted(f1))
@@ -308,3 +317,176 @@ def test_round_trip_of_the_new_constructs():
             np.testing.assert_allclose(b, a, rtol=1e-9, atol=0, err_msg=str(key))
     assert {c.name.lower(): c.nernst for c in back.channels}["cat"] == "ca"
     assert back.pools[0].kind == "decaying"
+
+
+# ---------------------------------------------------------------------------------------------
+# forms found in published NeuroML2 (measured on held-out OSB files; each corpus file here is ours)
+
+def _channel(name: str):
+    imported = import_file(CORPUS / name)
+    model = compile_text(imported.chan, str(CORPUS / name.replace(".nml", ".chan")))
+    (channel,) = model.channels
+    return imported.chan, channel
+
+
+def _gate_function(channel, gate: str, kind: str, temperature_c: float | None = None):
+    """A NumPy function of (v in V, cai in mol/m3) of a gate expression, the channel's parameters and helpers
+    inlined and the temperature (degC) set."""
+    g = next(g for g in tuple(channel.gates) + tuple(channel.instantaneous) if g.name == gate)
+    expr = getattr(g, kind)
+    for _ in range(6):
+        expr = expr.xreplace({p.symbol: p.value for p in channel.parameters})
+        expr = expr.xreplace({e.symbol: e.expr for e in channel.expressions})
+    if temperature_c is not None:
+        expr = expr.xreplace({sympy.Symbol("temperature"): temperature_c * units.unit_symbol("degC")})
+    safe_exprel = {"exprel": lambda x: np.where(x == 0, 1.0, np.expm1(x) / np.where(x == 0, 1.0, x))}
+    return sympy.lambdify((ir.V, sympy.Symbol("cai")), units.to_si(expr), modules=[safe_exprel, "numpy"])
+
+
+def _standard(kind: str, rate: float, midpoint: float, scale: float, v):
+    x = (v - midpoint) / scale
+    return {"exp": rate * np.exp(x), "sigmoid": rate / (1 + np.exp(-x)), "explinear": rate * x / (1 - np.exp(-x))}[kind]
+
+
+V = np.linspace(-0.1, 0.05, 151) + 1.7e-6
+
+
+def test_a_removable_singularity_off_zero_becomes_exprel():
+    text, channel = _channel("CaTTraub.channel.nml")
+    assert "exprel(" in text                          # exp(-31/4.2 - V/4.2) kept whole, so the 0/0 is seen
+    alpha = _gate_function(channel, "s", "alpha")
+    mv = V * 1e3
+    np.testing.assert_allclose(alpha(V, 0), 1e3 * 0.07 * (-31 - mv) / (np.exp((-31 - mv) / 4.2) - 1), rtol=1e-9)
+    assert float(alpha(-0.031, 0)) == pytest.approx(0.07 * 4.2 * 1e3, rel=1e-12)   # the limit, not 0/0
+
+
+def test_instantaneous_gates_have_no_time_constant():
+    text, channel = _channel("NaInstant.channel.nml")
+    assert "gate m ^ 3 {\n        inf = 1 / (1 + exp(-(v + 36 mV) / (7.5 mV)))\n    }" in text
+    assert [g.name for g in channel.instantaneous] == ["m"] and [g.name for g in channel.gates] == ["h"]
+    # a gate whose ComponentType (extending gateHHrates) derives q = alpha/(alpha + beta): read from its type
+    text, channel = _channel("FastGateType.channel.nml")
+    assert "instantRates" in text and [g.name for g in channel.instantaneous] == ["m"]
+    a, b = _standard("explinear", 1200, -0.033, 0.009, V), _standard("exp", 3500, -0.058, -0.017, V)
+    np.testing.assert_allclose(_gate_function(channel, "m", "steady_state")(V, 0), a / (a + b), rtol=1e-9)
+
+
+def test_conductance_scalings_multiply_the_conductance():
+    text, channel = _channel("custom_current/ScaledK.channel.nml")
+    assert "current = g_scale * n^4 * gbar * (v - E)" in text
+    (scale,) = [e.expr for e in channel.expressions if e.symbol.name.startswith("g_scale")]
+    at_35 = scale.xreplace({sympy.Symbol("temperature"): 35 * units.unit_symbol("degC")})
+    assert float(units.to_si(at_35)) == pytest.approx(1.6, rel=1e-12)   # q10Factor^((35 - 25)/10)
+    text, channel = _channel("custom_current/CaScaledK.channel.nml")
+    (scale,) = [e.expr for e in channel.expressions if e.symbol.name.startswith("g_scale")]
+    factor = sympy.lambdify(sympy.Symbol("cai"), units.to_si(scale))
+    assert factor(0.15e-3) == pytest.approx(0.5) and factor(1e-3) == 1    # mM: linear to 0.3 uM, then 1
+
+
+def test_a_reverse_rate_may_read_the_forward_rate():
+    text, channel = _channel("BetaFromAlpha.channel.nml")
+    mv = V * 1e3
+    alpha = np.where(mv < -15, 0.04 * np.exp((mv + 48) / 12 - (mv + 52) / 30), 2.5 * np.exp((-mv - 52) / 30))
+    beta = np.where(mv < -15, 2.5 * np.exp((-mv - 52) / 30) - alpha, 0)
+    np.testing.assert_allclose(_gate_function(channel, "q", "alpha")(V, 0), alpha * 1e3, rtol=1e-9)
+    np.testing.assert_allclose(_gate_function(channel, "q", "beta")(V, 0), beta * 1e3, rtol=1e-9, atol=1e-9)
+    circular = NML.format(
+        '<ionChannel id="k" type="ionChannelHH" conductance="1pS"><gate id="n" type="gateHHrates" instances="1">'
+        '<forwardRate type="fromBeta"/><reverseRate type="fromAlpha"/></gate></ionChannel>' + "".join(
+            f'<ComponentType name="{n}" extends="baseVoltageDepRate"><Requirement name="{r}" dimension="per_time"/>'
+            f'<Dynamics><DerivedVariable name="r" exposure="r" dimension="per_time" value="{r} * 2"/></Dynamics>'
+            f'</ComponentType>' for n, r in (("fromBeta", "beta"), ("fromAlpha", "alpha"))))
+    with pytest.raises(HHCError, match="defined by each other"):
+        import_text(circular, "circle.nml")
+
+
+def test_lems_numbers_are_si_units():
+    """1/(alpha + beta) * TIME_SCALE (a time squared) floored at a bare 0.00008: jLEMS computes in SI units."""
+    text, channel = _channel("SIFloor.channel.nml")
+    assert "read in SI units" in text and "0 ms if" in text
+    a, b = _standard("exp", 1300, -0.035, 0.011, V), _standard("exp", 1300, -0.035, -0.016, V)
+    np.testing.assert_allclose(_gate_function(channel, "m", "time_constant")(V, 0), np.maximum(1 / (a + b), 8e-5),
+                               rtol=1e-9)
+
+
+def test_gate_fractional_and_rate_scale():
+    text, channel = _channel("custom_current/SplitK.channel.nml")
+    assert "current = a^2 * (0.6*b_fast + 0.4*b_slow) * gbar * (v - E)" in text
+    assert {g.name for g in channel.gates} == {"a", "b_fast", "b_slow"}
+    # rateScale is the gate's Q10 factor: hhc multiplies beta by it, so the 0.004 term stays unscaled
+    beta = _gate_function(channel, "a", "beta", temperature_c=32)
+    factor = 2.2 ** ((32 - 22) / 10)
+    expected = (0.02 * np.exp(-(V * 1e3 + 2) / 65) * factor + 0.004) * 1e3
+    np.testing.assert_allclose(beta(V, 0), expected, rtol=1e-9)
+
+
+def test_ion_channel_vshift_shifts_its_own_gates():
+    text, channel = _channel("OwnShift.channel.nml")
+    inf = _gate_function(channel, "m", "steady_state")
+    np.testing.assert_allclose(inf(V, 0), 1 / (1 + np.exp(-((V + 0.006) * 1e3 + 37) / 8)), rtol=1e-12)
+
+
+def test_the_neuroml2_alpha_spelling():
+    text, channel = _channel("AlphaDialect.channel.nml")
+    assert {g.name: g.alpha is None for g in channel.gates} == {"m": True, "h": False}
+    up = 1 / (1 + np.exp(-(V + 0.060) / -0.009))
+    tau = _gate_function(channel, "m", "time_constant")(V, 0)
+    np.testing.assert_allclose(tau, 0.08e-3 + 1.9e-3 * up * (1 - up), rtol=1e-9)
+
+
+def test_a_cell_without_ca_species_reads_zero_caconc():
+    imported = import_file(CORPUS / "NoPoolCell.cell.nml")
+    assert "pool ca { resting = 0 mM; outside = 0 mM }" in imported.chan
+    (pool,) = compile_text(imported.chan, "nopool.chan").cell().pools
+    assert pool.resting.si_value == 0
+
+
+def test_a_lems_component_of_type_simulation_gives_length_and_step():
+    net = import_file(CORPUS / "LEMS_PulseNetComponent.xml").network
+    assert net.length == pytest.approx(0.240) and net.step == pytest.approx(4e-6)
+
+
+def test_long_neuroconstruct_ids_are_shortened_uniquely():
+    long_id = "naf_tcr__shift_hnafmin7__shift_mnaf_initmin3__shift_mnaf_runmin2_5"
+    chan = NML.format(f'<ionChannelPassive id="{long_id}" conductance="1pS"/>'
+                      f'<ionChannelPassive id="{long_id}x" conductance="1pS"/>')
+    names = re.findall(r"^channel (\w+)", import_text(chan, "long.nml"), flags=re.MULTILINE)
+    assert len(set(names)) == 2 and all(len(n) <= 64 and n.startswith("naf_tcr__shift") for n in names)
+
+
+def test_conditions_are_printed_with_the_language_precedence():
+    from hhc.compiler.neuroml_import import ChanPrinter
+    v = ir.V / units.unit_symbol("mV")
+    a, b, c = v < -70, v > 20, v > -10
+    printer = ChanPrinter()
+    plain = printer._condition(sympy.Or(sympy.And(a, b), c))          # and binds tighter: no parentheses
+    assert "(" not in plain and plain.count(" or ") == 1 and plain.count(" and ") == 1
+    assert "(" in printer._condition(sympy.And(sympy.Or(a, b), c))   # an or inside an and is grouped
+    rate = sympy.Piecewise((1 / units.unit_symbol("ms"), sympy.Or(sympy.And(a, b), c)), (0, True))
+    text = printer.doprint(rate)
+    assert text.count(" if ") == 1 and text.endswith("else 0 / ms)")   # one conditional, the zero in 1/ms
+
+
+@pytest.mark.parametrize("text, si", [("1.5 per_min", 0.025), ("2 kohm_cm", 20.0), ("3 nA_ms_per_amol", 3e6),
+                                      ("0.5 cm_per_ms", 5.0), ("7.5E-10A", 7.5e-10), ("0.01389V", 0.01389)])
+def test_neuroml_units(text, si):
+    from hhc.compiler.neuroml_import import Item, quantity
+    item = Item(None, None)
+    assert float(units.to_si(quantity(text, item, None, "x"))) == pytest.approx(si, rel=1e-15)
+
+
+@pytest.mark.parametrize("path", CUSTOM_CURRENT, ids=lambda p: p.name)
+def test_custom_currents_compile_for_the_code_targets(path):
+    from hhc.api import compile_model
+    text = import_file(path).chan + ("\ncell Probe {\n    C = 1 uF/cm2\n    area = 1000 um2\n    temperature = 34 degC\n"
+                                     f"    channels {path.name.split('.')[0]}\n"
+                                     "    pool ca { resting = 100 nM; outside = 2 mM }\n    input Iapp : current\n"
+                                     "    initial { v = -65 mV }\n}\n")
+    model = compile_text(text, "probe.chan")
+    for target in ("brian2", "nest"):
+        files = compile_model(model, target=target, cell="Probe")
+        assert files and all(t.strip() for t in files.values())
+    try:
+        compile_model(model, target="neuroml", cell="Probe")
+    except HHCError as exc:                   # hhc's NeuroML export writes the default current only (for now)
+        assert "current" in str(exc)
