@@ -1,27 +1,31 @@
 """NeuroML2 (and the LEMS around it) → .chan text: an input language of the compiler.
 
-Reads what published models are written in: `ionChannelHH`/`ionChannel`/`ionChannelPassive` with
-gates in both spellings (`<gateHHrates>` or `<gate type="gateHHrates">`), Q10 settings, standard
-rate types and custom LEMS `ComponentType`s (Constants, Parameters, chains of DerivedVariables,
-ConditionalDerivedVariables), `<include>`d files, single-segment cells with Ca pools, Nernst
+Reads what published models are written in: `ionChannelHH`/`ionChannel`/`ionChannelPassive`/`ionChannelVShift`
+with gates in every spelling (`<gateHHrates>`, `<gate type="gateHHrates">`, NeuroML 2 alpha's `<gateHH>`),
+instantaneous and fractional gates, custom gate types whose q is derived, conductance scaling, Q10 settings,
+standard rate types and custom LEMS `ComponentType`s (Constants, Parameters, Requirements, chains of
+DerivedVariables, ConditionalDerivedVariables), `<include>`d files, single-segment cells with Ca pools, Nernst
 reversal and vShift, and a network (temperature, one population, pulse generators) which becomes an
 experiment file. What hhc cannot hold is refused as `file:line: element: why`, never dropped.
 
-The meaning followed is NeuroML's own (NeuroML2CoreTypes Cells.xml / Channels.xml as jLEMS runs
-them); where hhc's language spells it differently the translation says so in a comment.
+The meaning followed is NeuroML's own (NeuroML2CoreTypes Cells.xml / Channels.xml as jLEMS runs them, numbers
+in SI units); where hhc's language spells it differently the translation says so in a comment.
 """
 from __future__ import annotations
 
 import ast
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import sympy
 from sympy.printing.str import StrPrinter
 
 from . import ir, units
+from .singularities import remove_singularities
 from .errors import HHCError, SourceLocation
 
 # The NeuroML standard's own files: documents include them for LEMS, hhc knows their content.
@@ -29,31 +33,38 @@ STANDARD_INCLUDES = {"NeuroMLCoreDimensions.xml", "NeuroMLCoreCompTypes.xml", "C
                      "Synapses.xml", "Inputs.xml", "Networks.xml", "PyNN.xml", "Simulation.xml",
                      "NeuroML2CoreTypes.xml"}
 
-# NeuroML unit symbol → (.chan unit text, factor to it). Temperatures are handled apart (offsets).
+# NeuroML unit symbol → (.chan unit text, exact factor to it): every unit of NeuroMLCoreDimensions.xml (and a
+# few more). Temperatures are handled apart (offsets).
 _UNITS = {
     "s": ("s", 1), "ms": ("ms", 1), "min": ("s", 60), "hour": ("s", 3600),
     "per_s": ("/s", 1), "Hz": ("Hz", 1), "kHz": ("kHz", 1), "per_ms": ("/ms", 1),
-    "per_min": ("/s", 1 / 60), "per_hour": ("/s", 1 / 3600),
+    "per_min": ("/s", Fraction(1, 60)), "per_hour": ("/s", Fraction(1, 3600)),
     "m": ("m", 1), "cm": ("cm", 1), "mm": ("mm", 1), "um": ("um", 1),
     "m2": ("m2", 1), "cm2": ("cm2", 1), "um2": ("um2", 1),
-    "m3": ("m3", 1), "cm3": ("m3", 1e-6), "litre": ("m3", 1e-3), "um3": ("m3", 1e-18),
+    "m3": ("m3", 1), "cm3": ("m3", Fraction(1, 10**6)), "litre": ("m3", Fraction(1, 1000)),
+    "um3": ("m3", Fraction(1, 10**18)),
     "V": ("V", 1), "mV": ("mV", 1), "per_V": ("/V", 1), "per_mV": ("/mV", 1),
     "ohm": ("ohm", 1), "kohm": ("kohm", 1), "Mohm": ("Mohm", 1),
+    "ohm_m": ("ohm*m", 1), "ohm_cm": ("ohm*cm", 1), "kohm_cm": ("kohm*cm", 1),
     "S": ("S", 1), "mS": ("mS", 1), "uS": ("uS", 1), "nS": ("nS", 1), "pS": ("pS", 1),
     "S_per_m2": ("S/m2", 1), "mS_per_cm2": ("mS/cm2", 1), "S_per_cm2": ("S/cm2", 1),
-    "uS_per_cm2": ("uS/cm2", 1),
+    "uS_per_cm2": ("uS/cm2", 1), "pS_per_um2": ("pS/um2", 1),
     "F": ("F", 1), "uF": ("uF", 1), "nF": ("nF", 1), "pF": ("pF", 1),
     "F_per_m2": ("F/m2", 1), "uF_per_cm2": ("uF/cm2", 1),
     "A": ("A", 1), "mA": ("mA", 1), "uA": ("uA", 1), "nA": ("nA", 1), "pA": ("pA", 1),
     "A_per_m2": ("A/m2", 1), "uA_per_cm2": ("uA/cm2", 1), "mA_per_cm2": ("mA/cm2", 1),
-    "C": ("A*s", 1), "C_per_mol": ("A*s/mol", 1),
-    "mol_per_m3": ("mM", 1), "mol_per_cm3": ("mM", 1e6), "M": ("M", 1), "mM": ("mM", 1),
+    "C": ("A*s", 1), "e": ("A*s", Fraction("1.602176634e-19")), "C_per_mol": ("A*s/mol", 1),
+    "nA_ms_per_amol": ("A*s/mol", 10**6), "pC_per_umol": ("A*s/mol", Fraction(1, 10**6)),
+    "mol_per_m3": ("mM", 1), "mol_per_cm3": ("mM", 10**6), "M": ("M", 1), "mM": ("mM", 1),
     "uM": ("uM", 1), "nM": ("nM", 1), "mol": ("mol", 1),
+    "m_per_s": ("m/s", 1), "cm_per_s": ("m/s", Fraction(1, 100)), "um_per_ms": ("m/s", Fraction(1, 1000)),
+    "cm_per_ms": ("m/s", 10),
+    "J_per_K_per_mol": ("V*A*s/degC/mol", 1), "fJ_per_K_per_umol": ("V*A*s/degC/mol", Fraction(1, 10**9)),
     "S_per_V": ("S/V", 1), "nS_per_mV": ("nS/mV", 1),
-    "mol_per_m_per_A_per_s": ("mol/m/A/s", 1), "mol_per_cm_per_uA_per_ms": ("mol/m/A/s", 1e11),
-    "umol_per_cm_per_nA_per_ms": ("mol/m/A/s", 1e8),
+    "mol_per_m_per_A_per_s": ("mol/m/A/s", 1), "mol_per_cm_per_uA_per_ms": ("mol/m/A/s", 10**11),
+    "umol_per_cm_per_nA_per_ms": ("mol/m/A/s", 10**8),
 }
-_TEMPERATURE_UNITS = {"K": 0.0, "degC": 273.15}          # offset to kelvin
+_TEMPERATURE_UNITS = {"K": Fraction(0), "degC": Fraction("273.15")}          # offset to kelvin
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 
 STANDARD_RATES = {"HHExpRate", "HHSigmoidRate", "HHExpLinearRate"}
@@ -64,8 +75,8 @@ GATE_KINDS = {"gateHHrates": ("forwardRate", "reverseRate"), "gateHHtauInf": ("t
               "gateHHratesTauInf": ("forwardRate", "reverseRate", "timeCourse", "steadyState"),
               "gateHHInstantaneous": ("steadyState",)}
 # what a rate element's custom ComponentType must extend, per role
-_BASES = {"rate": ("baseVoltageDepRate", "baseVoltageConcDepRate"),
-          "variable": ("baseVoltageDepVariable", "baseVoltageConcDepVariable"),
+_BASES = {"rate": ("baseVoltageDepRate", "baseVoltageConcDepRate", "baseHHRate"),
+          "variable": ("baseVoltageDepVariable", "baseVoltageConcDepVariable", "baseHHVariable"),
           "time": ("baseVoltageDepTime", "baseVoltageConcDepTime")}
 _EXPOSURE = {"rate": "r", "variable": "x", "time": "t"}
 _POINT_CELLS = {"iafCell", "iafTauCell", "iafTauRefCell", "iafRefCell", "izhikevichCell", "izhikevich2007Cell",
@@ -75,6 +86,7 @@ _POINT_CELLS = {"iafCell", "iafTauCell", "iafTauRefCell", "iafRefCell", "izhikev
 
 CAI, TEMPERATURE, VSHIFT = sympy.Symbol("cai"), sympy.Symbol("temperature"), sympy.Symbol("vShift")
 FWD, REV = sympy.Symbol("fwd"), sympy.Symbol("rev")
+RATE_SCALE = sympy.Symbol("rateScale")          # a gate's Q10 factor, which NeuroML passes to its rate types
 KELVIN_OFFSET = sympy.Float(273.15, 15) * units.unit_symbol("degC")
 
 
@@ -209,37 +221,42 @@ def _unit_expr(text: str) -> sympy.Expr:
     return expr
 
 
-def _parse_quantity(text: str | None, item: Item, element, what: str) -> tuple[float, str]:
-    """'-40mV' → (-40, 'mV'), '0.1 per_ms' → (0.1, '/ms'), '310K' → (310, 'degC'): in hhc's units, with
-    LEMS's meaning for temperatures (the kelvin value, written in degC, whose size is a kelvin)."""
+def _exact_quantity(text: str | None, item: Item, element, what: str) -> tuple[sympy.Rational, str]:
+    """'-40mV' → (-40, 'mV'), '0.1 per_ms' → (1/10, '/ms'), '310K' → (310, 'degC'): the exact decimal written, in
+    hhc's units, with LEMS's meaning for temperatures (the kelvin value, in degC, whose size is a kelvin)."""
     m = re.fullmatch(rf"\s*({_NUMBER})\s*([A-Za-z_0-9]*)\s*", text or "")
     if not m:
         raise item.error(f"{what} = {text!r} is not a NeuroML quantity", element)
-    number, unit = float(m.group(1)), m.group(2)
+    number, unit = exact(m.group(1)), m.group(2)
     if unit in _TEMPERATURE_UNITS:
-        return number + _TEMPERATURE_UNITS[unit], "degC"
+        return number + exact(_TEMPERATURE_UNITS[unit]), "degC"
     if unit and unit not in _UNITS:
         raise item.error(f"{what} = {text!r}: unit {unit!r} is not a NeuroML unit hhc knows", element)
     if not unit:
         return number, ""
     chan_unit, factor = _UNITS[unit]
-    return number * factor, chan_unit
+    return number * exact(factor), chan_unit
+
+
+def _parse_quantity(text: str | None, item: Item, element, what: str) -> tuple[float, str]:
+    number, unit = _exact_quantity(text, item, element, what)
+    return float(number), unit
 
 
 def quantity(text: str | None, item: Item, element, what: str) -> sympy.Expr:
-    """A NeuroML quantity as a SymPy quantity in hhc's unit symbols."""
-    number, unit = _parse_quantity(text, item, element, what)
+    """A NeuroML quantity as a SymPy quantity in hhc's unit symbols (the number exact)."""
+    number, unit = _exact_quantity(text, item, element, what)
     if not unit:
-        return _float(number)
-    return _float(number) * _unit_expr(unit.lstrip("/")) ** (-1 if unit.startswith("/") else 1)
+        return number
+    return number * _unit_expr(unit.lstrip("/")) ** (-1 if unit.startswith("/") else 1)
 
 
 def qattr(text: str | None, item: Item, element, what: str) -> str:
     """A NeuroML quantity as .chan text: '-65 mV', '0.1 / ms' (keeps the unit of a zero)."""
-    number, unit = _parse_quantity(text, item, element, what)
+    number, unit = _exact_quantity(text, item, element, what)
     if not unit:
-        return fmt(number)
-    return f"{fmt(number)} / {unit[1:]}" if unit.startswith("/") else f"{fmt(number)} {unit}"
+        return number_text(number)
+    return f"{number_text(number)} / {unit[1:]}" if unit.startswith("/") else f"{number_text(number)} {unit}"
 
 
 def celsius(text: str | None, item: Item, element, what: str) -> float:
@@ -247,29 +264,75 @@ def celsius(text: str | None, item: Item, element, what: str) -> float:
     m = re.fullmatch(rf"\s*({_NUMBER})\s*(K|degC)\s*", text or "")
     if not m:
         raise item.error(f"{what} = {text!r} is not a temperature (e.g. '6.3degC' or '279.45K')", element)
-    number = float(m.group(1))
-    return number if m.group(2) == "degC" else number - 273.15
+    number = exact(m.group(1))
+    return float(number if m.group(2) == "degC" else number - exact("273.15"))
 
 
-def _float(x: float) -> sympy.Expr:
-    return sympy.Integer(int(x)) if float(x).is_integer() and abs(x) < 1e15 else sympy.Float(x, 15)
+def exact(x) -> sympy.Rational:
+    """A number as the exact decimal it was written as ('3.8' → 19/5; a float as its shortest decimal).
+
+    Exact numbers keep exp(a + b·v) whole: SymPy splits a Float a off as a factor e^a, rounded when printed,
+    which moves the root of exp(u) − 1 away from that of its numerator and hides removable singularities."""
+    if isinstance(x, sympy.Rational):
+        return x
+    if isinstance(x, Fraction):
+        return sympy.Rational(x.numerator, x.denominator)
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise ValueError(f"{x} is not a finite number")
+        x = repr(x)
+    return sympy.Rational(str(x))
+
+
+def _terminating(r: sympy.Rational) -> bool:
+    q = int(r.q)
+    for f in (2, 5):
+        while q % f == 0:
+            q //= f
+    return q == 1
+
+
+def number_text(r) -> str:
+    """An exact number as .chan text: a decimal when it has one of at most 12 significant digits ('0.055',
+    '1.5e-10'), a small fraction '(5/19)' (exact), else 12 significant digits."""
+    r = exact(r)
+    if r.is_Integer:
+        return str(int(r))
+    if _terminating(r):
+        text = fmt(float(r))
+        if exact(text) == r:
+            return text
+    if abs(r.q) < 1000:
+        return f"({r.p}/{r.q})"
+    return fmt(float(r))
 
 
 class ChanPrinter(StrPrinter):
-    """SymPy → .chan expression text: units by name, numbers at 12 digits, `^`, `a if c else b`."""
+    """SymPy → .chan expression text: units by name, exact decimals, `^`, `a if c else b` with the
+    language's precedence (`and` binds tighter than `or`, parentheses group), and a zero written with the
+    unit of what it stands for (`0 ms` where the other branch is a time)."""
 
     def _print_Symbol(self, expr):
         unit = units.unit_of_symbol(expr)
         return unit.name if unit else expr.name
 
     def _print_Rational(self, expr):
-        return f"({expr.p}/{expr.q})" if abs(expr.q) < 1000 else fmt(float(expr))
+        return number_text(expr)
 
     def _print_Integer(self, expr):
         return str(int(expr))
 
     def _print_Float(self, expr):
         return fmt(float(expr))
+
+    def _print_Mul(self, expr):
+        c, rest = expr.as_coeff_Mul()
+        if c.is_Rational and not c.is_Integer and _terminating(c) and rest is not sympy.S.One \
+                and exact(number_text(abs(c))) == abs(c):
+            # a decimal coefficient: 0.055*v/mV rather than 11*v/(200*mV)
+            text = super()._print_Mul(sympy.Mul(sympy.Symbol(number_text(abs(c))), rest, evaluate=False))
+            return ("-" if c < 0 else "") + text
+        return super()._print_Mul(expr)
 
     def _print_Pow(self, expr, rational=False):
         base, e = expr.args
@@ -289,26 +352,94 @@ class ChanPrinter(StrPrinter):
 
     def _print_Piecewise(self, expr):
         pieces = list(expr.args)
-        text = self._print(pieces[-1][0])         # the last case is the default (LEMS: no condition)
+        dim = next((dimension(value) for value, _ in pieces if value != 0), units.DIMENSIONLESS)
+        text = self._value(pieces[-1][0], dim)        # the last case is the default (LEMS: no condition)
         for value, cond in reversed(pieces[:-1]):
-            text = self._conditional(self._print(value), _plain_logic(cond), text)
+            text = f"({self._value(value, dim)} if {self._condition(_plain_logic(cond))} else {text})"
         return text
 
-    def _conditional(self, then: str, cond, other: str) -> str:
-        """`then if cond else other`. .chan conditions are chains of comparisons read left to right, with
-        no parentheses: an all-`and` or all-`or` chain is written as one; anything else nests."""
-        if isinstance(cond, sympy.core.relational.Relational):
-            return f"({then} if {self._print(cond)} else {other})"
-        if all(isinstance(a, sympy.core.relational.Relational) for a in cond.args):
+    def _value(self, value, dim) -> str:
+        return zero_text(dim) if value == 0 else self._print(value)
+
+    def _condition(self, cond, inside=None) -> str:
+        """A condition as .chan writes it: `and` binds tighter than `or`, so only an `or` inside an `and`
+        needs parentheses."""
+        if isinstance(cond, (sympy.And, sympy.Or)):
             joiner = " and " if isinstance(cond, sympy.And) else " or "
-            return f"({then} if {joiner.join(self._print(a) for a in cond.args)} else {other})"
-        first, rest = cond.args[0], cond.func(*cond.args[1:])
-        if isinstance(cond, sympy.And):
-            return self._conditional(self._conditional(then, rest, other), first, other)
-        return self._conditional(then, first, self._conditional(then, rest, other))
+            text = joiner.join(self._condition(a, type(cond)) for a in cond.args)
+            return f"({text})" if inside is sympy.And and isinstance(cond, sympy.Or) else text
+        return self._print(cond)
 
     def _print_Relational(self, expr):
-        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+        lhs, rhs = expr.lhs, expr.rhs
+        left = zero_text(dimension(rhs)) if lhs == 0 else self._print(lhs)
+        right = zero_text(dimension(lhs)) if rhs == 0 else self._print(rhs)
+        return f"{left} {expr.rel_op} {right}"
+
+
+# what hhc's names stand for, for the dimension of an imported expression
+_SYMBOL_DIMENSIONS = {"v": units.VOLTAGE, "cai": units.CONCENTRATION, "temperature": units.TEMPERATURE,
+                      "vShift": units.VOLTAGE, "fwd": units.RATE, "rev": units.RATE, "rateScale": units.DIMENSIONLESS}
+
+
+def dimension(expr) -> units.Dimension:
+    """The physical dimension of an imported expression (its units, v, cai, temperature …)."""
+    if isinstance(expr, sympy.Symbol):
+        unit = units.unit_of_symbol(expr)
+        return unit.dimension if unit else _SYMBOL_DIMENSIONS.get(expr.name, units.DIMENSIONLESS)
+    if isinstance(expr, sympy.Add):
+        dims = [dimension(a) for a in expr.args]
+        return next((d for d in dims if not d.is_dimensionless), units.DIMENSIONLESS)
+    if isinstance(expr, sympy.Mul):
+        out = units.DIMENSIONLESS
+        for a in expr.args:
+            out = out * dimension(a)
+        return out
+    if isinstance(expr, sympy.Pow):
+        e = expr.args[1]
+        return dimension(expr.args[0]) ** Fraction(str(e)) if e.is_Rational else units.DIMENSIONLESS
+    if isinstance(expr, sympy.Piecewise):
+        return next((dimension(v) for v, _ in expr.args if v != 0), units.DIMENSIONLESS)
+    if isinstance(expr, sympy.Abs):
+        return dimension(expr.args[0])
+    return units.DIMENSIONLESS
+
+
+def as_dimension(expr: sympy.Expr, dim: units.Dimension) -> tuple[sympy.Expr, bool]:
+    """expr as a quantity of dim, as jLEMS evaluates a LEMS expression: numerically in SI units, so a value
+    whose units do not make up dim (`1/(alpha + beta) * TIME_SCALE`, a time²) stands for that many SI units of
+    dim. Each branch of a conditional separately. (expr, whether anything had to be reinterpreted)."""
+    if isinstance(expr, sympy.Piecewise):
+        pieces = [(as_dimension(v, dim), c) for v, c in expr.args]
+        if not any(changed for (_, changed), _ in pieces):
+            return expr, False
+        return sympy.Piecewise(*[(v, c) for (v, _), c in pieces], evaluate=False), True
+    have = dimension(expr)
+    if expr == 0 or have == dim:
+        return expr, False
+    return expr * si_unit(dim) / si_unit(have), True
+
+
+def si_unit(dim: units.Dimension) -> sympy.Expr:
+    """1 in SI base units of a dimension, written with hhc's units: V^b m^(a−2b) s^(c+3b) A^(d+b) mol^e degC^f
+    (the volt carries the kilogram)."""
+    a, b, c, d, e, f = dim._vec()
+    out = sympy.Integer(1)
+    for name, power in (("V", b), ("m", a - 2 * b), ("s", c + 3 * b), ("A", d + b), ("mol", e), ("degC", f)):
+        if power:
+            out *= units.unit_symbol(name) ** sympy.Rational(power.numerator, power.denominator)
+    return out
+
+
+_ZERO_UNITS = {units.TIME: "0 ms", units.RATE: "0 / ms", units.VOLTAGE: "0 mV", units.CONCENTRATION: "0 mM",
+               units.TEMPERATURE: "0 degC", units.CURRENT: "0 nA", units.CONDUCTANCE: "0 nS"}
+
+
+def zero_text(dim: units.Dimension) -> str:
+    """Zero written with a unit of the dimension it stands for (SymPy's 0·ms is a bare 0)."""
+    if dim.is_dimensionless:
+        return "0"
+    return _ZERO_UNITS.get(dim) or f"0 * {ChanPrinter().doprint(si_unit(dim))}"
 
 
 def _plain_logic(cond):
@@ -326,7 +457,10 @@ def _plain_logic(cond):
     return cond
 
 
-def chan_text(expr: sympy.Expr) -> str:
+def chan_text(expr: sympy.Expr, dim: units.Dimension | None = None) -> str:
+    """.chan text of an expression; a zero expression is written in a unit of dim (`0 ms` for a time)."""
+    if expr == 0 and dim is not None:
+        return zero_text(dim)
     return ChanPrinter().doprint(expr)
 
 
@@ -336,6 +470,21 @@ _LEMS_OPERATORS = [(r"\.(lt)\.", " < "), (r"\.(gt)\.", " > "), (r"\.(le|leq)\.",
 _FUNCTIONS = {"exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "sqrt": sympy.sqrt, "sinh": sympy.sinh,
               "cosh": sympy.cosh, "tanh": sympy.tanh, "abs": sympy.Abs}
 _UNSUPPORTED_FUNCTIONS = {"sin", "cos", "tan", "ceil", "floor", "random", "factorial"}
+
+
+def _si_match(a: sympy.Expr, b: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """LEMS evaluates in SI units: a bare number added to or compared with a quantity is that many SI units
+    (`1/(alpha + beta) .lt. 0.00005` compares with 0.00005 s). Give the number that unit, so that .chan, which
+    checks dimensions, reads the same comparison."""
+    if a.is_number and a != 0 and not b.is_number:
+        dim = dimension(b)
+        if not dim.is_dimensionless:
+            return a * si_unit(dim), b
+    if b.is_number and b != 0 and not a.is_number:
+        dim = dimension(a)
+        if not dim.is_dimensionless:
+            return a, b * si_unit(dim)
+    return a, b
 
 
 class LemsExpression:
@@ -364,8 +513,9 @@ class LemsExpression:
         return self.item.error(f"in {self.text!r}: {why}", self.element)
 
     def _node(self, node) -> sympy.Expr:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return _float(float(node.value))
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+                and not isinstance(node.value, bool):
+            return exact(node.value)
         if isinstance(node, ast.Name):
             return self.resolve(node.id, self._fail)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -373,6 +523,8 @@ class LemsExpression:
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.BinOp):
             a, b = self._node(node.left), self._node(node.right)
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                a, b = _si_match(a, b)
             ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
                    ast.Div: lambda: a / b, ast.Pow: lambda: a ** b}
             if type(node.op) in ops:
@@ -404,7 +556,7 @@ class LemsExpression:
         left, parts = self._node(node.left), []
         for op, right_node in zip(node.ops, node.comparators):
             right = self._node(right_node)
-            parts.append(rel[type(op)](left, right, evaluate=False))
+            parts.append(rel[type(op)](*_si_match(left, right), evaluate=False))
             left = right
         return parts[0] if len(parts) == 1 else sympy.And(*parts)
 
@@ -417,8 +569,16 @@ class Gate:
     name: str
     power: int
     lines: list[str] = field(default_factory=list)
-    instantaneous: str | None = None       # the steady state of a gateHHInstantaneous
     uses_vshift: bool = False
+    comment: str | None = None             # said on the gate's line
+
+
+@dataclass
+class Factor:
+    """What a NeuroML gate contributes to the open fraction: `m^3`, or a gateFractional's weighted sum of
+    its sub-gates `(0.7*h_fast + 0.3*h_slow)^1`."""
+    text: str
+    plain: bool                            # a plain gate^power: the default current holds it
 
 
 @dataclass
@@ -430,6 +590,20 @@ class Channel:
     passive: bool
     hh_gateless: bool                      # an ionChannelHH without gates: hhc's own leak form
     vshift_note: str | None = None
+    factors: list[Factor] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)   # channel-level lines (conductance scaling)
+    scale: str | None = None               # the helper multiplying the conductance (conductanceScaling)
+
+    @property
+    def current(self) -> str | None:
+        """The explicit current when NeuroML's open fraction is more than the default gbar·Π gate^power."""
+        if self.scale is None and all(f.plain for f in self.factors):
+            return None
+        fraction = " * ".join([self.scale] * (self.scale is not None) + [f.text for f in self.factors])
+        return f"current = {fraction} * gbar * (v - E)"
+
+    def lines(self) -> list[str]:
+        return self.helpers + [line for g in self.gates for line in g.lines]
 
 
 class RateReader:
@@ -478,16 +652,18 @@ class RateReader:
             return rate / (1 + sympy.exp(-x))
         return rate / ir.exprel(-x)          # rate·x/(1 − e^−x), finite at x = 0
 
-    def _members(self, type_item: Item) -> list:
+    def _members(self, type_item: Item, seen=()) -> list:
         """The ComponentType's children, with those of custom types it extends (parents first)."""
         parent = type_item.element.get("extends", "")
-        inherited = self._members(self.types[parent]) if parent in self.types else []
+        inherited = self._members(self.types[parent], seen + (parent,)) \
+            if parent in self.types and parent not in seen else []
         return inherited + children(type_item.element)
 
-    def _base(self, type_item: Item, seen=()) -> str:
+    def base(self, type_item: Item, seen=()) -> str:
+        """The standard NeuroML type a custom ComponentType extends, through custom types it extends."""
         parent = type_item.element.get("extends", "")
         if parent in self.types and parent not in seen:
-            return self._base(self.types[parent], seen + (parent,))
+            return self.base(self.types[parent], seen + (parent,))
         return parent
 
     def _custom(self, item: Item, el, type_name: str, role: str) -> sympy.Expr:
@@ -495,17 +671,29 @@ class RateReader:
         if ct is None:
             raise item.error(f"unknown component type {type_name!r} for <{tag_of(el)}>: neither a standard NeuroML "
                              f"rate type nor a ComponentType in this file or its includes", el)
-        base = self._base(ct)
+        base = self.base(ct)
         if base not in _BASES[role]:
             kind = {"rate": "a rate", "variable": "a steady state", "time": "a time course"}[role]
             raise ct.error(f"ComponentType {type_name!r} extends {base or 'nothing'!r}; {kind} must extend "
                            f"{' or '.join(_BASES[role])}")
+        return self.derived(item, el, ct, _EXPOSURE[role], base)
+
+    def derived(self, item: Item, el, ct: Item, exposure: str, base: str) -> sympy.Expr:
+        """The exposure of a custom ComponentType (its Constants, the element's Parameters, Requirements and
+        DerivedVariables, in any order) as one expression."""
+        type_name = ct.element.get("name")
         env: dict[str, sympy.Expr] = {"v": ir.V}          # the standard base types require v …
-        if "Conc" in base:
+        if "Conc" in base or base.endswith("CaDependent"):
             env["caConc"] = CAI                            # … and caConc
+        if "ConductanceScaling" in base:
+            env["temperature"] = TEMPERATURE + KELVIN_OFFSET
+        if base in ("baseHHRate", "baseHHVariable"):      # … and these have rate, midpoint, scale
+            for name in ("rate", "midpoint", "scale"):
+                if el.get(name) is not None:
+                    env[name] = quantity(el.get(name), item, el, name)
         defs: dict[str, object] = {}
         requirements = {"v": ir.V, "caConc": CAI, "temperature": TEMPERATURE + KELVIN_OFFSET, "vShift": VSHIFT,
-                        "alpha": FWD, "beta": REV}
+                        "alpha": FWD, "beta": REV, "rateScale": RATE_SCALE}
         for c in self._members(ct):
             tag, name = tag_of(c), c.get("name")
             if tag == "Constant":
@@ -517,23 +705,21 @@ class RateReader:
             elif tag == "Requirement":
                 if name not in requirements:
                     raise ct.error(f"ComponentType {type_name!r} requires {name!r}; hhc provides v, caConc, "
-                                   f"temperature, vShift (and alpha, beta inside a gate with rates)", c)
+                                   f"temperature, vShift, rateScale (and alpha, beta inside a gate with rates)", c)
                 env[name] = requirements[name]
-            elif tag == "Dynamics":
+            elif tag in ("Dynamics", "Behavior"):          # Behavior: NeuroML 2 alpha's name for Dynamics
                 for d in children(c):
                     if tag_of(d) not in ("DerivedVariable", "ConditionalDerivedVariable"):
-                        raise ct.error(f"<{tag_of(d)}> in the dynamics of {type_name!r}: a rate has no state of "
-                                       f"its own (only DerivedVariable and ConditionalDerivedVariable)", d)
+                        raise ct.error(f"<{tag_of(d)}> in the dynamics of {type_name!r}: hhc imports rate types "
+                                       f"without a state of their own (only DerivedVariable and "
+                                       f"ConditionalDerivedVariable)", d)
                     defs[d.get("name")] = d
-            elif tag in ("Exposure", "notes", "Text"):
+            elif tag in ("Exposure", "notes", "Text", "Property", "property", "annotation", "Child", "Children"):
                 continue
             else:
                 raise ct.error(f"<{tag}> in ComponentType {type_name!r} is not supported by hhc import", c)
         if not defs:
-            raise ct.error(f"ComponentType {type_name!r} (extends {base}, "
-                           f"{'a voltage- and concentration-dependent' if 'Conc' in base else 'a voltage-dependent'} "
-                           f"{role}) has no <Dynamics> defining {_EXPOSURE[role]!r}")
-        exposure = _EXPOSURE[role]
+            raise ct.error(f"ComponentType {type_name!r} (extends {base}) has no <Dynamics> defining {exposure!r}")
         target = next((n for n, d in defs.items() if d.get("exposure") == exposure), exposure)
         if target not in defs:
             raise ct.error(f"ComponentType {type_name!r} does not define {exposure!r}")
@@ -615,53 +801,116 @@ def _reads_only_shifted_v(expr: sympy.Expr) -> bool:
     return True
 
 
+# gate types whose value follows its steady state at every instant (no state, no time constant)
+_INSTANTANEOUS = {"gateHHInstantaneous"}
+_SCALING = ("baseConductanceScaling", "baseConductanceScalingCaDependent")
+
+
 class ChannelReader:
     def __init__(self, docs: Documents):
         self.rates = RateReader(docs)
+        self.types = self.rates.types
 
     def read(self, item: Item) -> Channel:
         el, tag = item.element, item.tag
         cid = el.get("id")
         kind = el.get("type", tag) if tag == "ionChannel" else tag
         if kind == "ionChannelKS" or children(el, "gateKS"):
-            raise item.error(f"channel {cid!r}: kinetic schemes (ionChannelKS, gateKS) are not supported by hhc")
-        if kind == "ionChannelVShift":
-            raise item.error(f"channel {cid!r}: ionChannelVShift is not supported by hhc import; use "
-                             f"channelDensityVShift on the cell")
-        if kind not in ("ionChannelHH", "ionChannel", "ionChannelPassive"):
-            raise item.error(f"channel {cid!r} of type {kind!r} is not supported by hhc import")
-        for scaling in children(el, "conductanceScaling"):
-            raise item.error(f"channel {cid!r}: conductanceScaling ({scaling.get('type')}) is not supported by hhc "
-                             f"import (a Ca-dependent or temperature-dependent conductance factor)", scaling)
-        gates = []
+            raise item.error(f"channel {cid!r}: kinetic schemes (ionChannelKS, gateKS) are not supported by hhc; "
+                             f".chan channels are Hodgkin-Huxley gates", children(el, "gateKS")[0]
+                             if children(el, "gateKS") else None)
+        if kind not in ("ionChannelHH", "ionChannel", "ionChannelPassive", "ionChannelVShift"):
+            raise item.error(f"channel {cid!r} of type {kind!r} is not supported by hhc import (ionChannelHH, "
+                             f"ionChannel, ionChannelPassive, ionChannelVShift)")
+        # ionChannelVShift: the channel's own vShift, read by its rate types as v - vShift
+        vshift = quantity(el.get("vShift"), item, el, "vShift") if kind == "ionChannelVShift" else None
+        species = el.get("species")
+        channel = Channel(cid, item, species if species and re.fullmatch(r"[A-Za-z]\w*", species) else None, [],
+                          passive=kind == "ionChannelPassive", hh_gateless=False)
+        scales = []
         for g in children(el):
             gtag = tag_of(g)
-            if gtag in ("notes", "annotation"):
+            if gtag in ("notes", "annotation", "property"):
                 continue
-            if gtag == "gate" or gtag in GATE_KINDS or gtag.startswith("gate"):
-                gates.append(self._gate(item, g, cid))
+            if gtag == "q10ConductanceScaling" or "onductanceScaling" in gtag:
+                scales.append(self._scaling(item, g, cid))
+            elif gtag == "gate" or gtag in GATE_KINDS or gtag.startswith("gate"):
+                self._gate(item, g, cid, channel, vshift)
             else:
                 raise item.error(f"<{gtag}> in channel {cid!r} is not supported by hhc import", g)
-        if kind == "ionChannelPassive" and gates:
+        if channel.passive and channel.gates:
             raise item.error(f"ionChannelPassive {cid!r} has gates")
-        species = el.get("species")
-        return Channel(cid, item, species if species and re.fullmatch(r"[A-Za-z]\w*", species) else None, gates,
-                       passive=kind == "ionChannelPassive", hh_gateless=kind != "ionChannelPassive" and not gates)
+        channel.hh_gateless = not channel.passive and not channel.gates and not scales
+        if scales:
+            channel.helpers.append(f"g_scale = {' * '.join(scales)}"
+                                   f"       # NeuroML conductance scaling: multiplies the conductance")
+            channel.scale = "g_scale"
+        return channel
 
-    def _gate(self, item: Item, el, cid: str) -> Gate:
+    # -- conductance scaling ----------------------------------------------------------------------
+
+    def _scaling(self, item: Item, el, cid: str) -> str:
+        """A conductanceScaling's factor as .chan text: q10ConductanceScaling is q10Factor^((T − T0)/10 K);
+        a custom type extending baseConductanceScaling(CaDependent) exposes `factor`."""
+        if tag_of(el) == "q10ConductanceScaling" and el.get("type") in (None, "q10ConductanceScaling"):
+            q10 = quantity(el.get("q10Factor"), item, el, "q10Factor")
+            temp = celsius(el.get("experimentalTemp"), item, el, "experimentalTemp")
+            return f"{chan_text(q10)} ^ ((temperature - {fmt(temp)} degC) / 10 degC)"
+        type_name = el.get("type")
+        ct = self.types.get(type_name)
+        if ct is None:
+            raise item.error(f"channel {cid!r}: <{tag_of(el)}> of type {type_name!r} is neither "
+                             f"q10ConductanceScaling nor a ComponentType in this file or its includes", el)
+        base = self.rates.base(ct)
+        if base not in _SCALING:
+            raise ct.error(f"ComponentType {type_name!r} extends {base or 'nothing'!r}; a conductance scaling must "
+                           f"extend {' or '.join(_SCALING)}")
+        expr = self.rates.derived(item, el, ct, "factor", base)
+        return f"({chan_text(expr)})"
+
+    # -- gates -----------------------------------------------------------------------------------
+
+    def _gate(self, item: Item, el, cid: str, channel: Channel, vshift):
         tag = tag_of(el)
-        kind = el.get("type") if tag == "gate" else tag
+        kind = el.get("type") or tag if tag.startswith("gate") else el.get("type")
         gid = ident(el.get("id"))
-        if kind not in GATE_KINDS:
-            raise item.error(f"gate {gid} of channel {cid!r}: gate type {kind!r} is not supported by hhc import "
-                             f"(supported: {', '.join(sorted(GATE_KINDS))})", el)
+        if kind == "gateHH":          # NeuroML 2 alpha: one gate element, its kind told by its parts
+            kind = _GATE_BY_PARTS.get(frozenset(tag_of(c) for c in children(el) if tag_of(c) in _ROLE), kind)
+        custom = None
+        if kind not in GATE_KINDS and kind != "gateFractional":
+            custom = self.types.get(kind)
+            base = self.rates.base(custom) if custom is not None else ""
+            if base not in GATE_KINDS:
+                raise item.error(f"gate {gid} of channel {cid!r}: gate type {kind!r} is not supported by hhc import "
+                                 f"(supported: {', '.join(sorted(GATE_KINDS))}, gateFractional, or a ComponentType "
+                                 f"extending one of them whose q is derived)", el)
         try:
             power = int(el.get("instances", "1"))
         except ValueError:
             raise item.error(f"gate {gid}: instances = {el.get('instances')!r} must be a whole number", el) from None
+        if kind == "gateFractional":
+            return self._fractional(item, el, gid, power, channel, vshift)
+        parts = self._parts(item, el, gid, self.rates.base(custom) if custom is not None else kind)
+        gate = Gate(gid, power)
+        exprs = self._expressions(item, gid, parts, gate, vshift, self._q10_factor(item, el, gid))
+        if custom is not None:
+            inf = self._derived_q(item, el, gid, custom, exprs)
+            if {FWD, REV} & inf.free_symbols:
+                gate.lines = [f"fwd = {self._text(item, parts, exprs, 'forwardRate')}",
+                              f"rev = {self._text(item, parts, exprs, 'reverseRate')}"]
+            gate.lines.append(f"inf = {chan_text(inf)}")
+            gate.comment = f"{kind}: q is its steady state at every instant, an instantaneous gate"
+        elif kind in _INSTANTANEOUS:
+            gate.lines = [f"inf = {self._text(item, parts, exprs, 'steadyState')}"]
+        else:
+            gate.lines = self._lines(item, kind, parts, exprs, gate) + self._q10(item, el, gid)
+        channel.gates.append(gate)
+        channel.factors.append(Factor(gid if power == 1 else f"{gid}^{power}", plain=True))
+
+    def _parts(self, item: Item, el, gid: str, kind: str) -> dict:
         parts = {}
         for c in children(el):
-            if tag_of(c) in ("notes", "annotation", "q10Settings"):
+            if tag_of(c) in ("notes", "annotation", "property", "q10Settings"):
                 continue
             if tag_of(c) in parts or tag_of(c) not in GATE_KINDS[kind]:
                 raise item.error(f"gate {gid}: <{tag_of(c)}> is not part of a {kind} (it has "
@@ -671,34 +920,129 @@ class ChannelReader:
         if missing:
             raise item.error(f"gate {gid}: expected a {kind} with {'/'.join(GATE_KINDS[kind])}; "
                              f"{', '.join(missing)} missing", el)
-        gate = Gate(gid, power)
-        exprs = {name: self.rates.expression(item, c, _ROLE[name]) for name, c in parts.items()}
+        return parts
+
+    def _expressions(self, item: Item, gid: str, parts: dict, gate: Gate, vshift, rate_scale) -> dict:
+        exprs = {name: self.rates.expression(item, c, _ROLE[name]).xreplace({RATE_SCALE: rate_scale})
+                 for name, c in parts.items()}
+        rates = "forwardRate" in parts
         for name, e in exprs.items():
-            if {FWD, REV} & e.free_symbols and (name in ("forwardRate", "reverseRate") or "forwardRate" not in parts):
-                raise item.error(f"gate {gid}: {name} reads alpha/beta, which only the timeCourse or steadyState of a "
-                                 f"gate with forward and reverse rates can", parts[name])
-        gate.uses_vshift = any(VSHIFT in e.free_symbols for e in exprs.values())
+            if {FWD, REV} & e.free_symbols and not rates:
+                raise item.error(f"gate {gid}: {name} reads alpha/beta, which only the parts of a gate with forward "
+                                 f"and reverse rates can", parts[name])
+        if rates:
+            # NeuroML's gate exposes alpha and beta to its children: a reverse rate may read the forward one
+            # (Traub's beta = total - alpha) or the other way round, not both
+            f, r = exprs["forwardRate"], exprs["reverseRate"]
+            if FWD in f.free_symbols or REV in r.free_symbols or (REV in f.free_symbols and FWD in r.free_symbols):
+                raise item.error(f"gate {gid}: its forward and reverse rates are defined by each other (alpha/beta "
+                                 f"read in a circle)", parts["forwardRate"])
+            exprs["forwardRate"], exprs["reverseRate"] = f.xreplace({REV: r}), r.xreplace({FWD: f})
+        gate.uses_vshift = vshift is None and any(VSHIFT in e.free_symbols for e in exprs.values())
         for name, e in exprs.items():
             if not _reads_only_shifted_v(e):
                 raise item.error(f"gate {gid}: {name} uses vShift other than as v - vShift; hhc's vshift evaluates "
                                  f"a gate's rates at v - vshift", parts[name])
-        exprs = {n: e.xreplace({VSHIFT: 0}) for n, e in exprs.items()}
-        text = {n: self.rates.standard_text(item, parts[n], _ROLE[n]) or chan_text(e) for n, e in exprs.items()}
-        if kind == "gateHHInstantaneous":
-            gate.instantaneous = text["steadyState"]
-            return gate
+        return {n: remove_singularities(e.xreplace({VSHIFT: vshift if vshift is not None else 0}), ir.V)
+                for n, e in exprs.items()}
+
+    def _text(self, item: Item, parts: dict, exprs: dict, name: str, gate: Gate | None = None) -> str:
+        standard = self.rates.standard_text(item, parts[name], _ROLE[name])
+        if standard is not None:
+            return standard
+        dim = _ROLE_DIMENSION[_ROLE[name]]
+        e, changed = as_dimension(exprs[name], dim)
+        if changed and gate is not None:
+            gate.comment = (f"its {name} is not a {dim.name} in NeuroML's own units; read in SI units, as jLEMS "
+                            f"evaluates it")
+        return chan_text(e, dim)
+
+    def _lines(self, item: Item, kind: str, parts: dict, exprs: dict, gate: Gate | None = None) -> list[str]:
+        text = {n: self._text(item, parts, exprs, n, gate) for n in exprs}
+        lines = []
         if "forwardRate" in parts and kind != "gateHHrates":
-            gate.lines += [f"fwd = {text['forwardRate']}", f"rev = {text['reverseRate']}"]
+            lines += [f"fwd = {text['forwardRate']}", f"rev = {text['reverseRate']}"]
         if kind == "gateHHrates":
-            gate.lines += [f"alpha = {text['forwardRate']}", f"beta = {text['reverseRate']}"]
-        elif kind == "gateHHtauInf" or kind == "gateHHratesTauInf":
-            gate.lines += [f"inf = {text['steadyState']}", f"tau = {text['timeCourse']}"]
+            lines += [f"alpha = {text['forwardRate']}", f"beta = {text['reverseRate']}"]
+        elif kind in ("gateHHtauInf", "gateHHratesTauInf"):
+            lines += [f"inf = {text['steadyState']}", f"tau = {text['timeCourse']}"]
         elif kind == "gateHHratesTau":
-            gate.lines += ["inf = fwd / (fwd + rev)", f"tau = {text['timeCourse']}"]
+            lines += ["inf = fwd / (fwd + rev)", f"tau = {text['timeCourse']}"]
         elif kind == "gateHHratesInf":
-            gate.lines += [f"inf = {text['steadyState']}", "tau = 1 / (fwd + rev)"]
-        gate.lines += self._q10(item, el, gid)
-        return gate
+            lines += [f"inf = {text['steadyState']}", "tau = 1 / (fwd + rev)"]
+        return lines
+
+    def _derived_q(self, item: Item, el, gid: str, ct: Item, exprs: dict) -> sympy.Expr:
+        """A ComponentType extending a standard gate whose q is a DerivedVariable (no StateVariable): q as an
+        expression of v — an instantaneous gate (Wang-Buzsaki's m = alpha/(alpha + beta), Pospischil's s)."""
+        dynamics = [d for c in children(ct.element) if tag_of(c) in ("Dynamics", "Behavior") for d in children(c)]
+        states = [d for d in dynamics if tag_of(d) in ("StateVariable", "TimeDerivative", "OnStart", "OnCondition")]
+        if states:
+            raise ct.error(f"gate type {ct.element.get('name')!r} of gate {gid} has its own dynamics "
+                           f"(<{tag_of(states[0])}>); hhc imports custom gate types whose q is derived (instantaneous "
+                           f"gates)", states[0])
+        selects = {"steadyState/x": exprs.get("steadyState"), "timeCourse/t": exprs.get("timeCourse"),
+                   "forwardRate/r": FWD if "forwardRate" in exprs else None,
+                   "reverseRate/r": REV if "reverseRate" in exprs else None}
+        env: dict[str, sympy.Expr] = {"v": ir.V}
+        try:
+            env["instances"] = sympy.Integer(int(el.get("instances", "1")))
+        except ValueError:
+            pass
+        defs = {}
+        for c in children(ct.element):
+            if tag_of(c) == "Constant":
+                env[c.get("name")] = quantity(c.get("value"), ct, c, c.get("name"))
+        for d in dynamics:
+            if tag_of(d) not in ("DerivedVariable", "ConditionalDerivedVariable"):
+                continue
+            if d.get("select") is not None:
+                if selects.get(d.get("select")) is None:
+                    raise ct.error(f"gate type {ct.element.get('name')!r}: {d.get('name')} selects "
+                                   f"{d.get('select')!r}, which hhc cannot resolve", d)
+                env[d.get("name")] = selects[d.get("select")]
+            else:
+                defs[d.get("name")] = d
+        if "q" not in defs and "q" not in env:
+            raise ct.error(f"gate type {ct.element.get('name')!r} of gate {gid} defines no q")
+        return remove_singularities(_Derived(ct, env, defs).value("q"), ir.V)
+
+    def _fractional(self, item: Item, el, gid: str, power: int, channel: Channel, vshift):
+        """gateFractional: q = Σ fractionalConductance_i · q_i over sub-gates, each an inf/tau gate sharing the
+        gate's q10Settings; the sub-gates become gates and the weighted sum enters the current."""
+        terms = []
+        q10 = self._q10(item, el, gid)
+        for sub in children(el):
+            stag = tag_of(sub)
+            if stag in ("notes", "annotation", "property", "q10Settings"):
+                continue
+            if stag != "subGate":
+                raise item.error(f"gate {gid}: <{stag}> in a gateFractional (it has subGates)", sub)
+            name = ident(f"{gid}_{sub.get('id')}")
+            parts = self._parts(item, sub, name, "gateHHtauInf")
+            gate = Gate(name, 1, comment=f"sub-gate {sub.get('id')} of gateFractional {gid}")
+            exprs = self._expressions(item, name, parts, gate, vshift, self._q10_factor(item, el, gid))
+            gate.lines = self._lines(item, "gateHHtauInf", parts, exprs, gate) + q10
+            channel.gates.append(gate)
+            fraction = quantity(sub.get("fractionalConductance"), item, sub, "fractionalConductance")
+            terms.append(f"{chan_text(fraction)}*{name}")
+        if not terms:
+            raise item.error(f"gate {gid}: a gateFractional without subGates", el)
+        channel.factors.append(Factor(f"({' + '.join(terms)})" + (f"^{power}" if power != 1 else ""), plain=False))
+
+    def _q10_factor(self, item: Item, el, gid: str) -> sympy.Expr:
+        """The gate's Q10 factor as an expression (NeuroML's rateScale, which rate types may read)."""
+        settings = children(el, "q10Settings")
+        if not settings:
+            return sympy.Integer(1)
+        q = settings[0]
+        if q.get("type") == "q10ExpTemp":
+            degc = units.unit_symbol("degC")
+            t0 = exact(str(celsius(q.get("experimentalTemp"), item, q, "experimentalTemp")))
+            return quantity(q.get("q10Factor"), item, q, "q10Factor") ** ((TEMPERATURE - t0 * degc) / (10 * degc))
+        if q.get("type") == "q10Fixed":
+            return quantity(q.get("fixedQ10"), item, q, "fixedQ10")
+        return RATE_SCALE                      # _q10 refuses the type
 
     def _q10(self, item: Item, el, gid: str) -> list[str]:
         settings = children(el, "q10Settings")
@@ -717,12 +1061,24 @@ class ChannelReader:
         raise item.error(f"gate {gid}: q10Settings type {q.get('type')!r} is not supported (q10ExpTemp, q10Fixed)", q)
 
 
+# NeuroML 2 alpha's <gateHH>: the kind its parts make
+_GATE_BY_PARTS = {frozenset(parts): kind for kind, parts in GATE_KINDS.items()}
+_ROLE_DIMENSION = {"rate": units.RATE, "time": units.TIME, "variable": units.DIMENSIONLESS}
 _ROLE = {"forwardRate": "rate", "reverseRate": "rate", "steadyState": "variable", "timeCourse": "time"}
 
 
+MAX_NAME = 64      # .chan names name generated files and identifiers
+
+
 def ident(name: str | None) -> str:
+    """A NeuroML id as a .chan name: other characters become '_'; an id longer than .chan allows (neuroConstruct
+    appends every changed parameter to a channel's id) keeps its start and gets a short hash of the whole."""
     name = re.sub(r"\W", "_", name or "unnamed")
-    return "_" + name if name[0].isdigit() else name
+    name = "_" + name if name[0].isdigit() else name
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[:MAX_NAME - 9]}_{digest}"
+    return name
 
 
 def si(expr: sympy.Expr) -> float:
@@ -911,12 +1267,17 @@ class CellReader:
                                                    cell.pools)
         lines = [f"cell {name} {{", f"    C = {settings['specificCapacitance']}", f"    area = {fmt(area)} um2"]
         uses_cai = [u.channel.id for u in uses if any("cai" in re.findall(r"\w+", line)
-                                                     for g in u.channel.gates for line in g.lines)]
+                                                     for line in u.channel.lines())]
         if uses_cai and not pools:
-            raise item.error(f"cell {name} uses {', '.join(uses_cai)}, whose rates read caConc, but has no Ca "
-                             f"species (intracellularProperties/species)")
+            if any(u.nernst for u in uses):
+                raise item.error(f"cell {name} uses {', '.join(uses_cai)}, whose rates read caConc, and Nernst "
+                                 f"reversal potentials, but has no Ca species (intracellularProperties/species)")
+            # NeuroML sums the concentrations of the cell's Ca species (Cells.xml: reduce="add",
+            # required="false"): without one, caConc is 0
+            pools = [f"    pool ca {{ resting = 0 mM; outside = 0 mM }}   # no Ca species: NeuroML's caConc and "
+                     f"caConcExt are 0 (read by {', '.join(uses_cai)})"]
         needs_temperature = any(u.nernst for u in uses) or any(
-            re.search(r"\b(q10|temperature)\b", line) for u in uses for g in u.channel.gates for line in g.lines)
+            re.search(r"\b(q10|temperature)\b", line) for u in uses for line in u.channel.lines())
         if temperature is not None:
             lines.append(f"    temperature = {fmt(temperature)} degC")
         elif needs_temperature:
@@ -1059,7 +1420,10 @@ class NetworkReader:
         return int(m.group(2) or m.group(3))
 
     def _simulation(self, network_id: str) -> tuple[float | None, float | None]:
-        sims = [s for s in self.docs.of("Simulation") if s.element.get("target") in (None, network_id)]
+        # <Simulation …> or, as LEMS files written to validate against the LEMS schema do, <Component type="Simulation">
+        sims = [s for s in self.docs.of("Simulation", "Component")
+                if (s.tag == "Simulation" or s.element.get("type") == "Simulation")
+                and s.element.get("target") in (None, network_id)]
         if not sims:
             return None, None
         s = sims[0]
@@ -1132,7 +1496,8 @@ class Importer:
         self._refuse_unsupported()
         reader = ChannelReader(self.docs)
         channels = {i.element.get("id"): reader.read(i)
-                    for i in self.docs.of("ionChannelHH", "ionChannel", "ionChannelPassive", "ionChannelKS")}
+                    for i in self.docs.of("ionChannelHH", "ionChannel", "ionChannelPassive", "ionChannelKS",
+                                          "ionChannelVShift")}
         network = NetworkReader(self.docs).read()
         cells_reader = CellReader(self.docs, channels)
         cell_items = self.docs.of("cell")
@@ -1200,14 +1565,13 @@ class Importer:
             out.append(f"    E = {default}          # NeuroML puts reversal potentials on the cell; set it where used")
         else:
             out.append(f"    E = {use.erev}")
+        out += [f"    {line}" for line in ch.helpers]
         for g in ch.gates:
-            if g.instantaneous is not None:
-                raise ch.item.error(f"gate {g.name} of channel {ch.id!r} is a gateHHInstantaneous (its value is its "
-                                    f"steady state at every instant); hhc gates have a time constant, so .chan "
-                                    f"cannot hold it")
-            out.append(f"    gate {g.name} ^ {g.power} {{")
+            out.append(f"    gate {g.name} ^ {g.power} {{" + (f"      # {g.comment}" if g.comment else ""))
             out += [f"        {line}" for line in g.lines]
             out.append("    }")
+        if ch.current is not None:
+            out.append(f"    {ch.current}")
         out.append("}")
         return out
 
