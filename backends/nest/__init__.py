@@ -17,6 +17,15 @@ Integrators (the experiment's `method`):
   * "rkf45" — NESTML's default: the ODEs go to `equations:` and NESTML/GSL integrate them with the
     adaptive Runge–Kutta–Fehlberg 4(5) stepper (tolerances `gsl_abs_error_tol`, `gsl_rel_error_tol`).
 
+The grown language (issue 14) maps onto NESTML as: concentrations in mM, declared `mmol/l` (NESTML's
+units are astropy's, which has no M/mM; amount/um**3 in amol is the same unit), temperatures in degC,
+declared `deg_C` (the number the .chan file writes; nernst() adds 273.15 itself); `a if cond else b`
+as the ternary `(cond ? a : b)` with `and`/`or` (in the update block and, for rkf45, in inlines, which
+NESTML hands to ODE-toolbox as a Piecewise); log as `ln`; a dynamic pool's `cai` as a state with
+its ODE (recordable like every state); Q10 factors and Nernst terms of parameters only are computed
+once per step. Exponential Euler follows Brian2's "conditionally linear" rule where a derivative is
+not linear in its own state (cai through nernst's log): the slope is the coefficient of the state.
+
 Spike times follow hhc's convention (Brian2's): a spike is stamped with the start of the time step
 in which v crossed the threshold upwards. NEST stamps the end of that step; `run` subtracts dt.
 

@@ -8,6 +8,7 @@ from math import gcd
 from pathlib import Path
 
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 
 from hhc.compiler.version import __version__
 from hhc.compiler import ir, rhs as ir_rhs, units
@@ -27,15 +28,22 @@ _DESCRIPTION = {"euler": "forward Euler",
                 "exponential_euler": "exponential Euler (each state exact for its linearisation)",
                 "rk2": "explicit midpoint Runge-Kutta (RK2)", "rk4": "classic Runge-Kutta (RK4)"}
 
-# NEST's unit system: every quantity is a double in these units.
-_NEST_BASE = {"length": Fraction(1, 10**6), "time": Fraction(1, 10**3), "current": Fraction(1, 10**12),
-              "mass": Fraction(1, 10**12)}   # um, ms, pA; mass such that voltage comes out in mV
-# How a dimension is written in NESTML (as a declared type / a unit factor).
+# NEST's unit system: every quantity is a double in these units. The amount's unit (amol) is chosen so
+# that a concentration, amount / length**3, comes out in amol/um**3 = mmol/l = mM (the SI value: mol/m3),
+# and temperatures stay in the degrees Celsius the .chan file writes (degC, NESTML's deg_C).
+_NEST_BASE = {"length": Fraction(1, 10**6), "mass": Fraction(1, 10**12), "time": Fraction(1, 10**3),
+              "current": Fraction(1, 10**12), "amount": Fraction(1, 10**18), "temperature": Fraction(1)}
+# um, kg*1e-12 (so that voltage comes out in mV), ms, pA, amol, degC: in the order of Dimension._vec()
+_BASE_ORDER = ("length", "mass", "time", "current", "amount", "temperature")
+# How a dimension is written in NESTML (as a declared type / a unit factor). NESTML's units are
+# astropy's: it knows mmol, l, amol and deg_C (not M, mM or degC). Dimensions not listed here are
+# composed from mV, um, ms, pA, amol and deg_C (_composed_unit).
 _NESTML_UNIT = {units.DIMENSIONLESS: "real", units.VOLTAGE: "mV", units.CURRENT: "pA",
                 units.CONDUCTANCE: "nS", units.CAPACITANCE: "pF", units.TIME: "ms", units.RATE: "1/ms",
                 units.LENGTH: "um", units.AREA: "um**2", units.RESISTANCE: "GOhm",
                 units.CONDUCTANCE / units.AREA: "nS/um**2", units.CURRENT / units.AREA: "pA/um**2",
-                units.CAPACITANCE / units.AREA: "pF/um**2"}
+                units.CAPACITANCE / units.AREA: "pF/um**2",
+                units.CONCENTRATION: "mmol/l", units.TEMPERATURE: "deg_C", units.AMOUNT: "amol"}
 # Names NESTML or NEST claim; a .chan name equal to one of these gets a trailing underscore.
 _RESERVED = {"e", "t", "inf", "and", "or", "not", "if", "elif", "else", "for", "while", "in", "step",
              "function", "return", "recordable", "inline", "model", "state", "parameters", "internals",
@@ -46,18 +54,53 @@ _RESERVED = {"e", "t", "inf", "and", "or", "not", "if", "elif", "else", "for", "
              "node_uid", "t_spike", "synaptic_elements", "gsl_abs_error_tol", "gsl_rel_error_tol"}
 
 
+def _exponents(dim: units.Dimension) -> tuple[int, ...]:
+    if any(x.denominator != 1 for x in dim._vec()):
+        unsupported("nest", f"a quantity of dimension {dim.name} ({dim.si_expression}, a fractional power)")
+    return tuple(int(x) for x in dim._vec())
+
+
 def nest_scale(dim: units.Dimension) -> Fraction:
-    """The SI value of one NEST unit of this dimension (mV → 1/1000, nS → 1/10**9, ...), exact."""
-    L, M, T, I = (int(x) for x in dim._vec())
-    return (_NEST_BASE["length"] ** L * _NEST_BASE["mass"] ** M * _NEST_BASE["time"] ** T
-            * _NEST_BASE["current"] ** I)
+    """The SI value of one NEST unit of this dimension (mV → 1/1000, nS → 1/10**9, mM → 1, ...), exact."""
+    scale = Fraction(1)
+    for base, exp in zip(_BASE_ORDER, _exponents(dim)):
+        scale *= _NEST_BASE[base] ** exp
+    return scale
+
+
+def _unit_terms(dim: units.Dimension) -> list[tuple[str, int]]:
+    """A dimension as powers of NEST's units mV, um, ms, pA, amol, deg_C (mass enters only through
+    the volt: kg = V A s**3 / m**2)."""
+    L, M, T, I, N, K = _exponents(dim)
+    L -= 2 * M
+    if N and L == -3 * N:        # powers of a concentration: mmol/l (= amol/um**3), as the pools are written
+        amount = [("mmol", N), ("l", -N)]
+        L = 0
+    else:
+        amount = [("amol", N)]
+    terms = [("mV", M), ("um", L), ("ms", T + 3 * M), ("pA", I + M)] + amount + [("deg_C", K)]
+    return [(u, k) for u, k in terms if k]
+
+
+def _composed_unit(dim: units.Dimension) -> str:
+    """NESTML type text of a dimension without a name in _NESTML_UNIT: 'amol/(um*pA*ms)'."""
+    terms = _unit_terms(dim)
+    num = [u if k == 1 else f"{u}**{k}" for u, k in terms if k > 0]
+    den = [u if k == -1 else f"{u}**{-k}" for u, k in terms if k < 0]
+    text = "*".join(num) or "1"
+    if den:
+        text += "/" + (den[0] if len(den) == 1 else "(" + "*".join(den) + ")")
+    return text
 
 
 def nestml_unit(dim: units.Dimension) -> str:
-    try:
-        return _NESTML_UNIT[dim]
-    except KeyError:
-        unsupported("nest", f"a quantity of dimension {dim.name} ({dim.si_expression})")
+    """How NESTML declares a quantity of this dimension (in NEST's units): mV, nS/um**2, mmol/l, real."""
+    return _NESTML_UNIT.get(dim) or _composed_unit(dim)
+
+
+def _is_name(unit: str) -> bool:
+    """A unit NESTML takes after a number as it is: 30 mV, 34 deg_C (not mmol/l)."""
+    return unit.replace("_", "a").isalnum()
 
 
 def nest_name(name: str) -> str:
@@ -74,15 +117,26 @@ def _exact(x: float) -> str:
 # NESTML allows units only in literals ("30 mV"), not free-standing: one unit of each dimension.
 _ONE = {units.RATE: "(1 / (1 ms))", units.AREA: "(1 um)**2",
         units.CONDUCTANCE / units.AREA: "((1 nS) / (1 um)**2)", units.CURRENT / units.AREA: "((1 pA) / (1 um)**2)",
-        units.CAPACITANCE / units.AREA: "((1 pF) / (1 um)**2)"}
+        units.CAPACITANCE / units.AREA: "((1 pF) / (1 um)**2)", units.CONCENTRATION: "((1 mmol) / (1 l))"}
 
 
 def one_unit(dim: units.Dimension) -> str:
-    """NESTML text for 1 NEST unit of a dimension: (1 mV), (1 / (1 ms)), 1 for dimensionless."""
+    """NESTML text for 1 NEST unit of a dimension: (1 mV), (1 / (1 ms)), ((1 mmol) / (1 l)), 1 for
+    dimensionless."""
     text = nestml_unit(dim)
     if text == "real":
         return "1"
-    return _ONE.get(dim, f"(1 {text})")
+    if dim in _ONE:
+        return _ONE[dim]
+    if _is_name(text):
+        return f"(1 {text})"
+    terms = _unit_terms(dim)
+    num = [f"(1 {u})" if k == 1 else f"(1 {u})**{k}" for u, k in terms if k > 0]
+    den = [f"(1 {u})" if k == -1 else f"(1 {u})**{-k}" for u, k in terms if k < 0]
+    text = " * ".join(num) or "1"
+    if den:
+        text += " / " + (den[0] if len(den) == 1 else "(" + " * ".join(den) + ")")
+    return f"({text})"
 
 
 class NestmlPrinter(DoublePrinter):
@@ -104,14 +158,101 @@ class NestmlPrinter(DoublePrinter):
         if unit is not None and coeff.is_Number:
             text = nestml_unit(unit.dimension)
             factor = float(Fraction(unit.scale) / nest_scale(unit.dimension))
-            if text != "real" and text.isalnum():
+            if text != "real" and _is_name(text):
                 return f"{_exact(float(coeff) * factor)} {text}"
+        # several units in one product (the Faraday constant's A*s/mol, R's V*A*s/(mol*degC)): one
+        # number times one NEST unit of their combined dimension
+        parts = [(a, _unit_power(a)) for a in expr.args]
+        found = [f for _, f in parts if f is not None]
+        if len({u.name for u, _ in found}) > 1:
+            scale, dim = Fraction(1), units.DIMENSIONLESS
+            for u, k in found:
+                scale *= Fraction(u.scale) ** k
+                dim = dim * u.dimension ** k
+            rest = sympy.Mul(*[a for a, f in parts if f is None]) * sympy.Float(float(scale / nest_scale(dim)), 17)
+            one = one_unit(dim)
+            if one == "1":
+                return self._print(rest)
+            return f"{self.parenthesize(rest, PRECEDENCE['Mul'])} * {one}"
         return super()._print_Mul(expr)
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = expr.args
+        if exp in (sympy.S.Half, -sympy.S.Half):       # NESTML has no sqrt
+            return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**{'0.5' if exp > 0 else '(-0.5)'}"
+        return super()._print_Pow(expr, rational)
 
     def _print_exprel(self, expr):
         # NESTML has expm1 but no exprel; exact 0/0 only when the argument is exactly 0.0
         arg = self._print(expr.args[0])
         return f"(expm1({arg}) / ({arg}))"
+
+    def _print_log(self, expr):
+        return f"ln({self._print(expr.args[0])})"          # NESTML's natural logarithm is ln
+
+    # `a if cond else b` (.chan) is sympy.Piecewise((a, cond), (b, True)): NESTML's ternary
+    # `cond ? a : b`, nested for more pieces, always parenthesised. In `equations:` (rkf45) NESTML
+    # hands the ODEs to ODE-toolbox, whose parser reads neither `and` nor `or` (NESTML prints them as
+    # && and ||): conditions are single comparisons there, `c1 and c2 ? a : b` written as
+    # `c1 ? (c2 ? a : b) : b` (PlainPrinter, for the update block, keeps and/or).
+    def _print_Piecewise(self, expr):
+        *pieces, last = expr.args
+        if last.cond != sympy.true:
+            unsupported("nest", "a conditional expression without a final 'else' branch")
+        text = self._print(last.expr)
+        for value, cond in reversed(pieces):
+            text = self._branch(cond, self._print(value), text)
+        return text
+
+    def _branch(self, cond, yes: str, no: str) -> str:
+        if isinstance(cond, sympy.And):
+            for c in reversed(cond.args):
+                yes = self._branch(c, yes, no)
+            return yes
+        if isinstance(cond, sympy.Or):
+            for c in reversed(cond.args):
+                no = self._branch(c, yes, no)
+            return no
+        if isinstance(cond, sympy.Not):
+            return self._branch(cond.args[0], no, yes)
+        return f"({self._print(cond)} ? {yes} : {no})"
+
+    _RELATIONAL = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}
+
+    def _print_Relational(self, expr):
+        op = self._RELATIONAL.get(expr.rel_op)
+        if op is None:
+            unsupported("nest", f"the comparison {expr.rel_op}")
+        return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
+
+    def _logical(self, expr, word):
+        return f" {word} ".join(self._print(a) if isinstance(a, sympy.core.relational.Relational)
+                                else f"({self._print(a)})" for a in expr.args)
+
+    def _print_And(self, expr):
+        return self._logical(expr, "and")
+
+    def _print_Or(self, expr):
+        return self._logical(expr, "or")
+
+    def _print_Not(self, expr):
+        return f"not ({self._print(expr.args[0])})"
+
+    def _print_BooleanTrue(self, expr):
+        return "true"
+
+    def _print_BooleanFalse(self, expr):
+        return "false"
+
+
+def _unit_power(a: sympy.Expr):
+    """(unit, integer exponent) when a is a unit symbol or an integer power of one, else None."""
+    base, exp = a.as_base_exp()
+    if isinstance(base, sympy.Symbol) and exp.is_Integer:
+        unit = units.unit_of_symbol(base)
+        if unit is not None:
+            return unit, int(exp)
+    return None
 
 
 class PlainPrinter(NestmlPrinter):
@@ -132,6 +273,9 @@ class PlainPrinter(NestmlPrinter):
         arg = self._print(expr.args[0])
         return f"(abs({arg}) < 1e-9 ? 1 + ({arg}) / 2 : expm1({arg}) / ({arg}))"
 
+    def _branch(self, cond, yes: str, no: str) -> str:      # the update block is C++ as it stands
+        return f"({self._print(cond)} ? {yes} : {no})"
+
 
 def nestml_expr(expr: sympy.Expr) -> str:
     return NestmlPrinter().doprint(decimal_form(expr))
@@ -143,7 +287,7 @@ def quantity(value: sympy.Expr, dim: units.Dimension) -> str:
     unit = nestml_unit(dim)
     scale = nest_scale(dim)
     number = _exact(float(si / sympy.Rational(scale.numerator, scale.denominator)))
-    return number if unit == "real" else f"{number} {unit}" if unit.isalnum() else f"{number} * {one_unit(dim)}"
+    return number if unit == "real" else f"{number} {unit}" if _is_name(unit) else f"{number} * {one_unit(dim)}"
 
 
 def model_name(cell: ir.Cell, variant: str) -> str:
@@ -172,7 +316,122 @@ def _header(cell: ir.Cell, variant: str) -> list[str]:
             f"# Generated by hhc {__version__} from {cell.source} (reads: {sources}).",
             "# Do not edit: change the .chan file and run `hhc compile --target nest` again.",
             f"# Integrator: {how}.",
-            "# Units inside NEST: mV, ms, pA, nS, pF. v is V_m."]
+            "# Units inside NEST: mV, ms, pA, nS, pF" + _extra_units(cell) + ". v is V_m."]
+
+
+def _extra_units(cell: ir.Cell) -> str:
+    extra = []
+    if cell.pools:
+        extra.append("concentrations mM (NESTML: mmol/l)")
+    if cell.temperature is not None:
+        extra.append("temperatures degC (NESTML: deg_C)")
+    return "; " + ", ".join(extra) if extra else ""
+
+
+def _pool_comment(cell: ir.Cell, pool: ir.Pool) -> list[str]:
+    """The pool's equation in words, for the comment above its state."""
+    ion, c = pool.ion, pool.state
+    currents = " + ".join(ch.current_name for ch in cell.channels if ch.ion == ion) or "0"
+    relax = f"({c} - {pool.resting.name}) / {pool.decay.name}"
+    if pool.kind == "decaying":
+        feed = f"({currents}) / ({ir.ION_VALENCE[ion]} F area {pool.depth.name})"
+        how = (f"decaying pool in a shell {pool.depth.name} under the membrane (F = {float(ir.FARADAY)} C/mol, "
+               f"currents outward-positive)")
+    else:
+        feed = f"{pool.rho.name} ({currents}) / area"
+        how = "fixed-factor pool (currents outward-positive)"
+    return [f"# pool {ion}: {how}", f"#   d{c}/dt = -{feed} - {relax}"]
+
+
+def _parameter_groups(cell: ir.Cell) -> list[tuple[str, list[ir.Parameter]]]:
+    """The cell's parameters under headings: the cell, each channel (with its vshift), the leak, each
+    pool; anything else the IR lists comes last, so none is left out."""
+    groups = [("cell", [p for p in (cell.capacitance, cell.area, cell.temperature) if p is not None])]
+    for ch in cell.channels:
+        params = list(ch.parameters) + ([ch.vshift] if ch.vshift is not None else [])
+        kind = "passive" if ch.is_passive else ch.ion
+        groups.append((f"channel {ch.name}" + (f" ({kind})" if kind else ""), params))
+    if cell.leak is not None:
+        groups.append(("leak", list(cell.leak)))
+    for pool in cell.pools:
+        what = "constant: resting" if not pool.is_dynamic else pool.kind.replace("_", " ")
+        groups.append((f"pool {pool.ion} ({what})", list(pool.parameters)))
+    listed = {p.name for _, ps in groups for p in ps}
+    rest = [p for p in cell.parameters if p.name not in listed]
+    if rest:
+        groups.append(("other", rest))
+    return [(title, ps) for title, ps in groups if ps]
+
+
+def _state_lines(cell: ir.Cell, variant: str, v0_value: sympy.Expr) -> list[str]:
+    out = [f"V_m mV = {quantity(v0_value, units.VOLTAGE)}",
+           f"V_m_old mV = {quantity(v0_value, units.VOLTAGE)}    # v one step ago (spike detection)"]
+    for ch in cell.channels:
+        if not ch.gates:
+            continue
+        out.append(f"# channel {ch.name}")
+        for g in ch.gates:
+            iv = cell.initial_value(g.state)
+            if iv is None or iv.value is None:
+                value = float(ir_rhs.steady_state_si(cell, g).xreplace({ir.V: units.to_si(v0_value)}))
+                out.append(f"{nest_name(g.state)} real = {_exact(value)}    # steady state at initial v")
+            else:
+                out.append(f"{nest_name(g.state)} real = {quantity(iv.value, units.DIMENSIONLESS)}")
+    for pool in cell.dynamic_pools:
+        iv = cell.initial_value(pool.state)
+        value = iv.value if iv is not None and iv.value is not None else (
+            pool.initial if pool.initial is not None else pool.resting.value)
+        if variant in FIXED_STEP:
+            out += _pool_comment(cell, pool)
+        out.append(f"{nest_name(pool.state)} {nestml_unit(units.CONCENTRATION)} = "
+                   f"{quantity(value, units.CONCENTRATION)}    # {pool.ion} concentration inside, mM")
+    if variant in FIXED_STEP:
+        out.append("hhc_bad_t ms = -1 ms    # time at which v stopped being a finite number (-1: never)")
+    return out
+
+
+def _equation_lines(cell: ir.Cell) -> list[str]:
+    """The rkf45 model's equations block: per channel its named expressions, gates and current;
+    the pools; v. A gate's temperature factor (Q10) is an inline of its own, shared by the gates
+    of a channel that have the same one."""
+    out = []
+    factors: dict = {}                           # Q10 factor expression -> its inline's name
+    for ch in cell.channels:
+        kind = "passive" if ch.is_passive else ch.ion
+        out.append(f"# channel {ch.name}" + (f" ({kind})" if kind else ""))
+        for e in ch.expressions:
+            out.append(f"inline {nest_name(e.name)} {nestml_unit(e.dimension)} = {nestml_expr(e.expr)}")
+        for g in ch.gates:
+            x = nest_name(g.state)
+            alpha, beta, tau = g.alpha, g.beta, g.time_constant
+            if g.q10 is not None:
+                phi = factors.get(g.q10.factor)
+                if phi is None:
+                    phi = factors[g.q10.factor] = f"phi_{x}"
+                    what = "fixed rate factor" if g.q10.fixed is not None else "Q10 temperature factor"
+                    out.append(f"inline {phi} real = {nestml_expr(g.q10.factor)}    # {what}: rates x {phi}")
+                phi_symbol = sympy.Symbol(phi)
+                if g.form == "alpha_beta":
+                    alpha, beta = g.base_alpha * phi_symbol, g.base_beta * phi_symbol
+                else:
+                    tau = g.base_time_constant / phi_symbol
+            if g.form == "alpha_beta":
+                out.append(f"inline {x}_alpha 1/ms = {nestml_expr(alpha)}")
+                out.append(f"inline {x}_beta 1/ms = {nestml_expr(beta)}")
+                out.append(f"{x}' = {x}_alpha * (1 - {x}) - {x}_beta * {x}")
+            else:
+                out.append(f"inline {x}_inf real = {nestml_expr(g.steady_state)}")
+                out.append(f"inline {x}_tau ms = {nestml_expr(tau)}")
+                out.append(f"{x}' = ({x}_inf - {x}) / {x}_tau")
+        out.append(f"recordable inline {ch.current_name} {nestml_unit(units.CURRENT)} = "
+                   f"{nestml_expr(cell.channel_current(ch))}")
+    leak = cell.leak_current
+    out.append(f"recordable inline I_leak pA = {quantity(leak, units.CURRENT) if leak == 0 else nestml_expr(leak)}")
+    for pool in cell.dynamic_pools:
+        out += _pool_comment(cell, pool)
+        out.append(f"{nest_name(pool.state)}' = {nestml_expr(cell.pool_derivative(pool))}")
+    out.append(f"V_m' = {nestml_expr(cell.dv_dt)}")
+    return out
 
 
 def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
@@ -182,46 +441,20 @@ def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
     v0 = cell.initial_value("v")
     v0_value = v0.value if v0 is not None and v0.value is not None else sympy.Integer(-65) * units.unit_symbol("mV")
     out = _header(cell, variant) + [f"model {name}:", "    state:"]
-    out.append(f"        V_m mV = {quantity(v0_value, units.VOLTAGE)}")
-    out.append(f"        V_m_old mV = {quantity(v0_value, units.VOLTAGE)}    # v one step ago (spike detection)")
-    for g in cell.gates:
-        iv = cell.initial_value(g.state)
-        if iv is None or iv.value is None:
-            value = float(ir_rhs.steady_state_si(cell, g).xreplace({ir.V: units.to_si(v0_value)}))
-            out.append(f"        {nest_name(g.state)} real = {_exact(value)}    # steady state at initial v")
-        else:
-            out.append(f"        {nest_name(g.state)} real = {quantity(iv.value, units.DIMENSIONLESS)}")
-    if variant in FIXED_STEP:
-        out.append("        hhc_bad_t ms = -1 ms    # time at which v stopped being a finite number (-1: never)")
+    out += ["        " + line for line in _state_lines(cell, variant, v0_value)]
     out.append("")
-
     if variant == "rkf45":
         out.append("    equations:")
-        for ch in cell.channels:
-            out.append(f"        # channel {ch.name}" + (f" ({ch.ion})" if ch.ion else ""))
-            for e in ch.expressions:
-                out.append(f"        inline {nest_name(e.name)} {nestml_unit(e.dimension)} = {nestml_expr(e.expr)}")
-            for g in ch.gates:
-                x = nest_name(g.state)
-                if g.form == "alpha_beta":
-                    out.append(f"        inline {x}_alpha 1/ms = {nestml_expr(g.alpha)}")
-                    out.append(f"        inline {x}_beta 1/ms = {nestml_expr(g.beta)}")
-                    out.append(f"        {x}' = {x}_alpha * (1 - {x}) - {x}_beta * {x}")
-                else:
-                    out.append(f"        inline {x}_inf real = {nestml_expr(g.steady_state)}")
-                    out.append(f"        inline {x}_tau ms = {nestml_expr(g.time_constant)}")
-                    out.append(f"        {x}' = ({x}_inf - {x}) / {x}_tau")
-            cur_dim = units.CURRENT
-            out.append(f"        recordable inline {ch.current_name} {nestml_unit(cur_dim)} = "
-                       f"{nestml_expr(cell.channel_current(ch))}")
-        out.append(f"        recordable inline I_leak pA = {nestml_expr(cell.leak_current)}")
-        out.append(f"        V_m' = {nestml_expr(cell.dv_dt)}")
+        out += ["        " + line for line in _equation_lines(cell)]
         out.append("")
 
     out.append("    parameters:")
-    for p in cell.parameters:
-        doc = f"    # {p.doc}" if p.doc else ""
-        out.append(f"        {nest_name(p.name)} {nestml_unit(p.dimension)} = {quantity(p.value, p.dimension)}{doc}")
+    for title, params in _parameter_groups(cell):
+        out.append(f"        # {title}")
+        for p in params:
+            doc = f"    # {p.doc}" if p.doc else ""
+            out.append(f"        {nest_name(p.name)} {nestml_unit(p.dimension)} = {quantity(p.value, p.dimension)}{doc}")
+    out.append("        # inputs and spikes")
     for inp in cell.inputs:
         zero = quantity(sympy.Integer(0), inp.dimension)
         out.append(f"        {nest_name(inp.name)} {nestml_unit(inp.dimension)} = {zero}    # input, set by the protocol")
@@ -251,6 +484,12 @@ _FINAL = {"euler": "h * k1_{n}", "rk2": "h * k2_{n}",                  # rk2: ex
           "rk4": "h / 6 * (k1_{n} + 2 * k2_{n} + 2 * k3_{n} + k4_{n})"}
 
 
+def _is_condition(expr) -> bool:
+    """A comparison or a logical combination of them (not a Symbol, which SymPy also calls Boolean)."""
+    return isinstance(expr, (sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction,
+                             sympy.logic.boolalg.BooleanAtom))
+
+
 def _is_invariant(expr: sympy.Expr, params: set) -> bool:
     """Depends on parameters and numbers only (not on the state): computed once per step."""
     return expr.free_symbols <= params
@@ -276,9 +515,11 @@ class _RhsProgram:
         self.param_symbols = set(params.values())
         generic = {sympy.Symbol(s) if s != "v" else ir.V: self.y[s] for s in self.states}
         exprs = [decimal_form(_to_nest_numbers(rhs[s])).xreplace(generic).xreplace(params) for s in self.states]
-        nums, dens = [], []
         self.invariant: list[tuple[sympy.Symbol, sympy.Expr]] = []
         inv_of: dict = {}
+        hoisted: dict = {}
+        exprs = [self._hoist(e, hoisted) for e in exprs]
+        nums, dens = [], []
         for e in exprs:
             n, d = sympy.fraction(sympy.together(e))
             if d != 1 and _is_invariant(d, self.param_symbols):     # e.g. 1/C: once per step
@@ -290,14 +531,33 @@ class _RhsProgram:
             dens.append(d)
         slopes = []
         if rates:
-            for s, n, d in zip(self.states, nums, dens):
-                a_num = sympy.diff(n, self.y[s])
-                if self.y[s] in a_num.free_symbols or self.y[s] in d.free_symbols:
-                    raise HHCError(f"exponential_euler needs each derivative linear in its own state; "
-                                   f"d{s}/dt is not linear in {s}")
+            for s, e, n, d in zip(self.states, exprs, nums, dens):
+                y = self.y[s]
+                a_num = sympy.diff(n, y)
+                if y in a_num.free_symbols or y in d.free_symbols:
+                    # not linear in its own state (a pool's Nernst log(cao/cai), an instantaneous
+                    # m_inf(v)**2 in dv/dt): Brian2's rule ("conditionally linear"), so both take the
+                    # same step: the slope a is the coefficient of y in the expanded derivative, what
+                    # else depends on y is held at its start-of-step value
+                    parts = sympy.collect(sympy.expand(e), y, evaluate=False)
+                    if set(parts) - {y, sympy.S.One} or y not in parts:
+                        unsupported("nest", f"method exponential_euler for cell {cell.name} (d{s}/dt cannot "
+                                            f"be written a * {s} + b)", hint="use rk2 or rk4")
+                    a_num = parts[y] * d
                 slopes.append(a_num)
         temps = sympy.numbered_symbols("c")
         replacements, reduced = sympy.cse(list(nums) + dens + slopes, symbols=temps, optimizations="basic")
+        # shared terms of parameters only (a Q10 factor q10 ** ((T - T0) / 10), a Nernst RT/zF) are
+        # computed once per step with 1/C, not in every evaluation
+        hoisted = set(self.param_symbols)
+        kept = []
+        for sym, value in replacements:
+            if value.free_symbols <= hoisted and not _is_condition(value):
+                self.invariant.append((sym, value))
+                hoisted.add(sym)
+            else:
+                kept.append((sym, value))
+        replacements = kept
         n = len(self.states)
         r_nums, r_dens, r_slopes = reduced[:n], reduced[n:2 * n], reduced[2 * n:]
         # a denominator shared by several states is inverted once
@@ -313,6 +573,19 @@ class _RhsProgram:
             if rates:
                 self.slopes[s] = r_slopes[k] * recip[d] if d in recip else r_slopes[k] / d
         self._share_exponentials()
+
+    def _hoist(self, expr: sympy.Expr, inv_of: dict) -> sympy.Expr:
+        """expr with its costly parameter-only parts (a Q10 factor q10 ** ((T - T0) / 10), a function
+        of parameters) replaced by symbols computed once per step."""
+        if expr.is_Atom:
+            return expr
+        if (isinstance(expr, sympy.Expr) and _is_invariant(expr, self.param_symbols)
+                and (expr.is_Function or expr.is_Pow and not expr.exp.is_Integer)):
+            if expr not in inv_of:
+                inv_of[expr] = sympy.Symbol(f"q{len(self.invariant)}")
+                self.invariant.append((inv_of[expr], expr))
+            return inv_of[expr]
+        return expr.func(*[self._hoist(a, inv_of) for a in expr.args])
 
     def _share_exponentials(self, max_power: int = 32, max_denominator: int = 12):
         """exp(k1*v), exp(k2*v), ... whose rates are small integer multiples of one rate b are
@@ -397,7 +670,8 @@ class _RhsProgram:
         lines = []
         for sym, value in self.temps:
             new = sympy.Symbol(f"{sym.name}_{tag}")
-            lines.append(f"{new.name} real = {printer.doprint(value.xreplace(rename))}")
+            kind = "boolean" if _is_condition(value) else "real"     # a condition shared by two piecewise
+            lines.append(f"{new.name} {kind} = {printer.doprint(value.xreplace(rename))}")
             rename[sym] = new
         for s in self.states:
             lines.append(f"k{tag}_{nest_name(s)} real = {printer.doprint(self.derivs[s].xreplace(rename))}")
@@ -415,13 +689,12 @@ def _update_lines(cell: ir.Cell, method: str) -> list[str]:
     lines = [f"# hhc: one {_DESCRIPTION[method]} step of length h = resolution(), over plain numbers in NEST units;",
              "# every evaluation of the right-hand side computes shared terms once.",
              "h real = resolution() / (1 ms)"]
-    for p in cell.parameters:
-        lines.append(f"p_{nest_name(p.name)} real = {nest_name(p.name)} / {_unit_divisor(p.dimension)}")
-    for i in cell.inputs:
-        lines.append(f"p_{nest_name(i.name)} real = {nest_name(i.name)} / {_unit_divisor(i.dimension)}")
-    lines.append("y_V_m real = V_m / (1 mV)")
-    for g in cell.gates:
-        lines.append(f"y_{names[g.state]} real = {names[g.state]}")
+    for q in list(cell.parameters) + list(cell.inputs):
+        divisor = _unit_divisor(q.dimension)
+        lines.append(f"p_{nest_name(q.name)} real = {nest_name(q.name)}" + ("" if divisor == "1" else f" / {divisor}"))
+    for s in states:
+        divisor = one_unit(cell.state_dimension(s))
+        lines.append(f"y_{names[s]} real = {names[s]}" + ("" if divisor == "1" else f" / {divisor}"))
     for sym, value in program.invariant:
         lines.append(f"{sym.name} real = {printer.doprint(value)}")
     new = {}
@@ -447,7 +720,8 @@ def _update_lines(cell: ir.Cell, method: str) -> list[str]:
             new[s] = f"y_{names[s]} + " + _FINAL[method].format(n=names[s])
     lines.append("# y(t + h)")
     for s in states:
-        lines.append(f"V_m = ({new[s]}) * (1 mV)" if s == "v" else f"{names[s]} = {new[s]}")
+        factor = one_unit(cell.state_dimension(s))
+        lines.append(f"{names[s]} = {new[s]}" if factor == "1" else f"{names[s]} = ({new[s]}) * {factor}")
     lines.append("# a state that is no longer a finite number is reported after the run (hhc_bad_t: its time)")
     lines.append("if hhc_bad_t < 0 ms and not (abs(V_m) < 1e9 mV):")
     lines.append("    hhc_bad_t = t")

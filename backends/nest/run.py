@@ -43,6 +43,13 @@ def initial_state(cell: ir.Cell, experiment) -> dict[str, np.ndarray]:
     for g in cell.gates:
         value = arrays.get(g.state)
         out[nest_name(g.state)] = _steady_state(cell, g, v) if value is None else np.asarray(value, dtype=float)
+    for pool in cell.dynamic_pools:         # ion concentrations: SI mol/m3 = mM, NEST's unit (mmol/l)
+        value = arrays.get(pool.state)
+        if value is None:
+            start = pool.initial if pool.initial is not None else pool.resting.value
+            value = np.full(n, float(units.to_si(start)))
+        out[nest_name(pool.state)] = np.broadcast_to(np.asarray(value, dtype=float), (n,)) / float(
+            nest_scale(units.CONCENTRATION))
     return out
 
 
