@@ -35,6 +35,17 @@ shows which crossings no integrator can decide: a peak within ``crossing_margin`
 is a spike in one run and none in another by rounding alone. Spikes of either run within ``window``
 of such a crossing are listed and left out of the count, first-spike and spike-time judgement (they
 stay in the results and in the spike counts shown).
+
+*Networks.* When both runs are network runs (meta.json ``populations``), the pair also gets a
+`NetworkComparison`: per population, the time at which the two runs first part spike-by-spike (the
+first unmatched spike before the last window, or the first spike beyond the first-spike or spike-time
+tolerance) and the population statistics of both runs (`hhc.network_stats`: rates and their
+distribution, ISI CV, pairwise spike-count correlation, Golomb's synchrony χ) with a verdict for each.
+Which comparison is judged: the same network (``network_digest``) and no divergence over the whole run:
+spike-by-spike, as for any pair (the statistics reported); otherwise the population statistics — the
+per-neuron differences and the marginal sign test are then reported, not judged, and traces are judged
+up to the first divergence. Different networks are a difference of experiment (a disagreement unless
+``allow_different_experiments``; then judged by the statistics only).
 """
 from __future__ import annotations
 
@@ -48,7 +59,7 @@ import numpy as np
 
 from hhc.compiler import ir
 from hhc.compiler.errors import HHCError
-from hhc import plot
+from hhc import network_stats, plot
 from hhc.backends.results import Results, ill_conditioned, load_results
 
 
@@ -72,9 +83,23 @@ class Tolerances:
     population_sign_p: float = 0.01      # marginal count differences this one-sided (sign test) disagree
     crossing_margin: float = 0.5e-3      # a peak this close to the threshold (V) is an ill-conditioned crossing
     allow_different_experiments: bool = False   # different cells, populations, protocols: notes, not failures
+    # networks (meta.json "populations"): population statistics, judged once spike-by-spike has diverged
+    stats_bin: float = 10e-3             # spike-count bins of the correlation, synchrony and population rate (s)
+    stats_pairs: int = 200               # pairs of neurons per population for the mean correlation
+    stats_start: float | None = None     # statistics over [stats_start, stats_stop] (s); None: the whole run
+    stats_stop: float | None = None
+    rate_rel: float = 0.10               # mean rates within this fraction of their average ...
+    rate_abs: float = 0.1                # ... or this many Hz (sparse populations)
+    rate_ks_p: float = 0.01              # rate distributions differ when KS p < this ...
+    rate_ks_statistic: float = 0.1       # ... and the KS statistic D > this (large populations: tiny shifts)
+    cv_abs: float = 0.1                  # mean ISI CV within this
+    correlation_abs: float = 0.05        # mean pairwise spike-count correlation within this
+    synchrony_abs: float = 0.1           # Golomb's chi within this
+    stats_sigmas: float = 3.0            # and a difference must exceed this many standard errors (sampling noise)
 
-    def describe(self) -> list[tuple[str, str]]:
-        return [
+    def describe(self, networks: bool = True) -> list[tuple[str, str]]:
+        """(check, tolerance) rows; networks=False leaves out the rows of network comparisons."""
+        rows = [
             ("spike count difference per neuron", f"<= {self.count} (marginal: <= {self.marginal_count})"),
             ("first-spike time difference", f"<= {self.first_spike * 1e3:g} ms (marginal: <= "
                                             f"{self.marginal_first_spike * 1e3:g} ms)"),
@@ -94,9 +119,36 @@ class Tolerances:
             ("threshold crossings", f"within {self.crossing_margin * 1e3:g} mV of the threshold (peak) are "
                                     f"ill-conditioned: listed, not judged (needs a run that records crossings: "
                                     f"the reference)"),
-            ("experiment (cell, model, population, protocol, initial values, duration)",
+            ("experiment (cell, model, population, protocol, initial values, duration, network)",
              "noted only" if self.allow_different_experiments else "the same in both runs"),
         ]
+        if not networks:
+            return rows
+        return rows + [
+            ("networks: which comparison is judged",
+             "spike-by-spike when no spike diverges over the whole run (statistics reported); else the population "
+             "statistics below (the divergence reported; traces judged up to it)"),
+            ("networks: statistics window and bins",
+             f"{'whole run' if self.stats_start is None and self.stats_stop is None else _window_text(self)}; "
+             f"{self.stats_bin * 1e3:g} ms bins; mean correlation over up to {self.stats_pairs} pairs"),
+            ("networks: mean firing rate per population",
+             f"within {self.rate_rel:.0%} of their average or {self.rate_abs:g} Hz, whichever is larger"),
+            ("networks: firing-rate distribution (KS)",
+             f"not (p < {self.rate_ks_p:g} and D > {self.rate_ks_statistic:g})"),
+            ("networks: mean ISI CV (neurons with >= 3 spikes)", f"within {self.cv_abs:g}"),
+            ("networks: mean pairwise spike-count correlation", f"within {self.correlation_abs:g}"),
+            ("networks: synchrony (Golomb's chi)", f"within {self.synchrony_abs:g}"),
+            ("networks: sampling noise", f"a statistic disagrees only beyond its tolerance and {self.stats_sigmas:g} "
+                                         f"standard errors of the difference (mean rate: over the bins of the population "
+                                         f"rates; CV and correlation: over the neurons / pairs; paired when the "
+                                         f"networks are the same; chi: none)"),
+        ]
+
+
+def _window_text(tol: Tolerances) -> str:
+    start = 0.0 if tol.stats_start is None else tol.stats_start
+    stop = "end" if tol.stats_stop is None else f"{tol.stats_stop * 1e3:g} ms"
+    return f"{start * 1e3:g} ms to {stop}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +211,10 @@ class NeuronComparison:
     marginal: bool
     failures: list[str] = field(default_factory=list)
     ill_conditioned: int = 0             # spikes (of A and B) left out of judgement: near an ill-conditioned crossing
+    # the first spike at which the trains part (an unmatched spike before the last window, or a spike
+    # beyond the neuron's first-spike / spike-time tolerance), and what happened there; None: never
+    diverged_at: float | None = None
+    divergence: str = ""
 
     @property
     def max_abs_diff(self) -> float:
@@ -210,7 +266,27 @@ def compare_trains(neuron: int, a: np.ndarray, b: np.ndarray, t_end: float, tol:
     if len(diffs) and c.max_abs_diff > max_time:
         k = int(np.argmax(np.abs(diffs)))
         c.failures.append(f"spike at {a[ia][k] * 1e3:.4f} ms moved by {diffs[k] * 1e3:+.4f} ms")
+    c.diverged_at, c.divergence = _divergence(a, b, ia, ib, only_a, only_b, edge, max_first, max_time)
     return c
+
+
+def _divergence(a, b, ia, ib, only_a, only_b, edge, max_first, max_time) -> tuple[float | None, str]:
+    """The earliest spike at which two trains part: an unmatched spike before `edge`, a first spike
+    beyond max_first, or a matched spike beyond max_time. (time s, what happened) or (None, "")."""
+    events = []
+    late_a, late_b = a[only_a][a[only_a] < edge], b[only_b][b[only_b] < edge]
+    if len(late_a):
+        events.append((float(late_a[0]), f"spike at {late_a[0] * 1e3:.4f} ms only in A"))
+    if len(late_b):
+        events.append((float(late_b[0]), f"spike at {late_b[0] * 1e3:.4f} ms only in B"))
+    if len(a) and len(b) and abs(b[0] - a[0]) > max_first and min(a[0], b[0]) < edge:
+        events.append((float(min(a[0], b[0])), f"first spike {a[0] * 1e3:.4f} vs {b[0] * 1e3:.4f} ms"))
+    moved = np.flatnonzero(np.abs(b[ib] - a[ia]) > max_time)
+    if len(moved):
+        k = moved[0]
+        events.append((float(min(a[ia][k], b[ib][k])),
+                       f"spike at {a[ia][k] * 1e3:.4f} ms moved by {(b[ib][k] - a[ia][k]) * 1e3:+.4f} ms"))
+    return min(events, key=lambda e: e[0]) if events else (None, "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +380,13 @@ class PairComparison:
     # ill-conditioned threshold crossings (neuron, time s, peak - threshold V), listed and not judged;
     # None when neither run records crossings
     ill_conditioned: list[tuple[int, float, float]] | None = None
+    network: "NetworkComparison | None" = None   # both runs are networks (meta.json populations)
+
+    @property
+    def spikes_judged(self) -> bool:
+        """Whether the neuron-by-neuron spike comparison is judged (always, except for networks judged by
+        their population statistics)."""
+        return self.network is None or self.network.judged == SPIKE_BY_SPIKE
 
     @property
     def ill_conditioned_spikes(self) -> int:
@@ -328,8 +411,8 @@ class PairComparison:
 
     @property
     def agree(self) -> bool:
-        return (not self.failing and not self.failing_trace_neurons and not self.population_failures
-                and bool(len(self.neurons)))
+        return ((not self.failing or not self.spikes_judged) and not self.failing_trace_neurons
+                and not self.population_failures and bool(len(self.neurons)))
 
     def all_diffs(self, marginal: bool | None = None) -> np.ndarray:
         chosen = [c for c in self.per_neuron if marginal is None or c.marginal == marginal]
@@ -338,6 +421,258 @@ class PairComparison:
     def first_diffs(self, marginal: bool | None = None) -> np.ndarray:
         return np.array([c.first_diff for c in self.per_neuron
                          if c.first_diff is not None and (marginal is None or c.marginal == marginal)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks: spike-by-spike while it holds, population statistics once chaos has taken over
+
+
+SPIKE_BY_SPIKE = "spike-by-spike"
+STATISTICS = "population statistics"
+
+
+@dataclass
+class StatCheck:
+    """One statistic of one population in both runs."""
+    statistic: str
+    a: str
+    b: str
+    difference: str
+    tolerance: str
+    judged: bool = True                  # False: too little data (said in `note`)
+    ok: bool = True
+    note: str = ""
+
+
+@dataclass
+class PopulationComparison:
+    name: str
+    offset: int
+    size: int
+    stats_a: network_stats.PopulationStats | None
+    stats_b: network_stats.PopulationStats | None
+    checks: list[StatCheck] = field(default_factory=list)
+    diverged_at: float | None = None     # first divergence of any of its neurons (s); None: none (or not compared)
+    divergence: str = ""                 # which neuron and what happened
+    neurons_diverged: int = 0            # neurons whose trains part somewhere
+    spike_compared: bool = True          # False: the networks differ, no neuron is the same neuron in both
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"population {self.name}: {c.statistic} {c.a} vs {c.b} ({c.difference}; allowed {c.tolerance})"
+                for c in self.checks if c.judged and not c.ok]
+
+    @property
+    def statistics_agree(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class NetworkComparison:
+    populations: list[PopulationComparison]
+    digest_a: str | None
+    digest_b: str | None
+    same_network: bool                   # the same digest and populations: neurons are the same neurons
+    judged: str                          # SPIKE_BY_SPIKE or STATISTICS
+    reason: str                          # why that one
+    window: tuple[float, float]
+
+    @property
+    def first_divergence(self) -> PopulationComparison | None:
+        diverged = [p for p in self.populations if p.diverged_at is not None]
+        return min(diverged, key=lambda p: p.diverged_at) if diverged else None
+
+    @property
+    def diverged_at(self) -> float | None:
+        first = self.first_divergence
+        return None if first is None else first.diverged_at
+
+    @property
+    def failures(self) -> list[str]:
+        return [f for p in self.populations for f in p.failures]
+
+    def judged_text(self) -> str:
+        """One line: which comparison was judged, and why."""
+        return self.reason
+
+
+def is_network(r: Results) -> bool:
+    return isinstance(r.meta.get("populations"), dict) and bool(r.meta["populations"])
+
+
+def network_differences(ra: Results, rb: Results) -> list[str]:
+    """What differs between two runs' networks (meta.json populations, network_digest)."""
+    if not is_network(ra) and not is_network(rb):
+        return []
+    if is_network(ra) != is_network(rb):
+        which, other = ("A", ra) if is_network(ra) else ("B", rb)
+        return [f"only {which} is a network run (populations {', '.join(other.meta['populations'])})"]
+    out = []
+    pa, pb = ra.meta["populations"], rb.meta["populations"]
+
+    def layout(p):
+        return ", ".join(f"{n} {v.get('size')} x {v.get('cell')}" for n, v in p.items())
+    if layout(pa) != layout(pb) or any(pa[n].get("offset") != pb[n].get("offset") for n in pa if n in pb):
+        out.append(f"different network populations: {layout(pa)} vs {layout(pb)}")
+    da, db = ra.meta.get("network_digest"), rb.meta.get("network_digest")
+    if da and db and da != db:
+        out.append(f"different networks: network_digest {da} vs {db} (other connections, weights, delays or source "
+                   f"spike trains: another seed or network); spike-by-spike comparison is meaningless, only the "
+                   f"population statistics are compared")
+    return out
+
+
+def _standard_error(x_a: np.ndarray, x_b: np.ndarray, paired: np.ndarray | None) -> float:
+    """Of mean(x_b) - mean(x_a): from the paired differences when given (the same neurons or pairs),
+    else Welch's. inf when there are too few values to say."""
+    d = paired[np.isfinite(paired)] if paired is not None else np.zeros(0)
+    if len(d) >= 2:
+        return float(np.std(d, ddof=1) / np.sqrt(len(d)))
+    if len(x_a) < 2 or len(x_b) < 2:
+        return float("inf")
+    return float(np.sqrt(np.var(x_a, ddof=1) / len(x_a) + np.var(x_b, ddof=1) / len(x_b)))
+
+
+def _within(diff: float, tolerance: float, se: float, tol: Tolerances) -> tuple[bool, float]:
+    """A difference disagrees beyond its tolerance and beyond tol.stats_sigmas standard errors."""
+    noise = tol.stats_sigmas * se
+    allowed = max(tolerance, noise) if np.isfinite(noise) else float("inf")
+    return bool(abs(diff) <= allowed), allowed
+
+
+def _fmt(x, digits=3) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}g}"
+
+
+def _rate_error(sa: network_stats.PopulationStats, sb: network_stats.PopulationStats, paired: bool) -> float:
+    """Standard error of the difference of two populations' mean rates, from their population rates
+    over the bins: it holds the spike-count noise and, unlike a count of independent spikes, the
+    co-fluctuation of synchronous neurons. Paired bin by bin when the network is the same (what both
+    runs share, an onset transient, cancels). Fewer than 10 bins: the Poisson noise of the counts."""
+    bins = len(sa.rate)
+    if bins < 10 or len(sb.rate) != bins:
+        def poisson(s):
+            return np.sqrt(s.spikes) / (max(s.size, 1) * max(s.t_stop - s.t_start, 1e-12))
+        return float(np.hypot(poisson(sa), poisson(sb)))
+    if paired:
+        return float(np.std(sb.rate - sa.rate, ddof=1) / np.sqrt(bins))
+    return float(np.hypot(np.std(sa.rate, ddof=1), np.std(sb.rate, ddof=1)) / np.sqrt(bins))
+
+
+def population_checks(sa: network_stats.PopulationStats, sb: network_stats.PopulationStats, tol: Tolerances,
+                      paired: bool) -> list[StatCheck]:
+    """The judged statistics of one population in two runs. paired: the same network, so neuron k
+    (and pair k) is the same neuron (pair) in both runs."""
+    from scipy.stats import ks_2samp
+    checks = []
+    ma, mb = sa.mean_rate, sb.mean_rate
+    diff = mb - ma
+    se = _rate_error(sa, sb, paired)
+    limit = max(tol.rate_rel * (ma + mb) / 2, tol.rate_abs)
+    ok, allowed = _within(diff, limit, se, tol)
+    rel = f"{diff / ma:+.1%}" if ma > 0 else "from 0"
+    checks.append(StatCheck("mean rate (Hz)", _fmt(ma, 4), _fmt(mb, 4), f"{diff:+.3g} Hz, {rel}",
+                            f"{allowed:.3g} Hz (max of {tol.rate_rel:.0%}, {tol.rate_abs:g} Hz, "
+                            f"{tol.stats_sigmas:g} SE = {tol.stats_sigmas * se:.2g} Hz)", ok=ok))
+    if sa.size >= 2 and sb.size >= 2:
+        ks = ks_2samp(sa.rates, sb.rates)
+        ok = not (ks.pvalue < tol.rate_ks_p and ks.statistic > tol.rate_ks_statistic)
+        checks.append(StatCheck("rate distribution (median / p95 Hz)",
+                                f"{np.median(sa.rates):.3g} / {np.percentile(sa.rates, 95):.3g}",
+                                f"{np.median(sb.rates):.3g} / {np.percentile(sb.rates, 95):.3g}",
+                                f"KS D {ks.statistic:.3g}, p {ks.pvalue:.2g}",
+                                f"not p < {tol.rate_ks_p:g} with D > {tol.rate_ks_statistic:g}", ok=ok))
+    else:
+        checks.append(StatCheck("rate distribution (median / p95 Hz)", "-", "-", "-", "-", judged=False,
+                                note="one neuron"))
+    ca, cb = sa.mean_cv, sb.mean_cv
+    if len(sa.cv) >= 2 and len(sb.cv) >= 2:
+        _, ja, jb = np.intersect1d(sa.cv_neurons, sb.cv_neurons, return_indices=True)
+        se = _standard_error(sa.cv, sb.cv, sb.cv[jb] - sa.cv[ja] if paired else None)
+        ok, allowed = _within(cb - ca, tol.cv_abs, se, tol)
+        checks.append(StatCheck("mean ISI CV", _fmt(ca), _fmt(cb), f"{cb - ca:+.3g} ({len(sa.cv)} / {len(sb.cv)} neurons)",
+                                f"{allowed:.3g}", ok=ok))
+    else:
+        checks.append(StatCheck("mean ISI CV", _fmt(ca), _fmt(cb), "-", f"{tol.cv_abs:g}", judged=False,
+                                note="fewer than 2 neurons with >= 3 spikes"))
+    ra_, rb_ = sa.pair_correlations, sb.pair_correlations
+    both = np.isfinite(ra_) & np.isfinite(rb_) if len(ra_) == len(rb_) else None
+    xa, xb = ra_[np.isfinite(ra_)], rb_[np.isfinite(rb_)]
+    if len(xa) >= 5 and len(xb) >= 5:
+        ka, kb = float(np.mean(xa)), float(np.mean(xb))
+        same_pairs = both is not None and np.array_equal(sa.pairs, sb.pairs)
+        se = _standard_error(xa, xb, (rb_ - ra_)[both] if paired and same_pairs else None)
+        ok, allowed = _within(kb - ka, tol.correlation_abs, se, tol)
+        checks.append(StatCheck("mean pairwise correlation", _fmt(ka), _fmt(kb),
+                                f"{kb - ka:+.3g} ({len(xa)} / {len(xb)} pairs)", f"{allowed:.3g}", ok=ok))
+    else:
+        checks.append(StatCheck("mean pairwise correlation", _fmt(sa.mean_correlation), _fmt(sb.mean_correlation), "-",
+                                f"{tol.correlation_abs:g}", judged=False, note="fewer than 5 pairs of firing neurons"))
+    xa, xb = sa.synchrony, sb.synchrony
+    if np.isfinite(xa) and np.isfinite(xb):
+        ok = abs(xb - xa) <= tol.synchrony_abs
+        checks.append(StatCheck("synchrony (Golomb's chi)", _fmt(xa), _fmt(xb), f"{xb - xa:+.3g}",
+                                f"{tol.synchrony_abs:g}", ok=ok))
+    else:
+        checks.append(StatCheck("synchrony (Golomb's chi)", _fmt(xa), _fmt(xb), "-", f"{tol.synchrony_abs:g}",
+                                judged=False, note="a run without spikes, or one neuron"))
+    return checks
+
+
+def compare_network(ra: Results, rb: Results, neurons: np.ndarray, per: list[NeuronComparison], t_end: float,
+                    tol: Tolerances) -> NetworkComparison:
+    """The network part of a pair: the divergence per population, the population statistics of both
+    runs and which of the two comparisons is judged."""
+    pops_a = network_stats.populations_of(ra.meta, neurons)
+    pops_b = network_stats.populations_of(rb.meta, neurons)
+    da, db = ra.meta.get("network_digest"), rb.meta.get("network_digest")
+    same_layout = pops_a == pops_b
+    same_network = same_layout and da == db
+    t0 = min(max(tol.stats_start or 0.0, 0.0), t_end)
+    t1 = t_end if tol.stats_stop is None else min(max(tol.stats_stop, t0), t_end)
+    divergence = {int(c.neuron): c for c in per}
+
+    def active(r: Results) -> np.ndarray:
+        keep = (r.spike_t >= t0) & (r.spike_t <= t1)
+        return np.unique(r.spike_i[keep])
+    candidates = np.intersect1d(active(ra), active(rb))
+    out = []
+    for name in [n for n in pops_a if n in pops_b]:
+        (oa, na), (ob, nb) = pops_a[name], pops_b[name]
+        members_a = neurons[(neurons >= oa) & (neurons < oa + na)]
+        members_b = neurons[(neurons >= ob) & (neurons < ob + nb)]
+        # the same pairs in both runs: drawn among the neurons firing in both (local indices when the
+        # layouts differ, which is only for the statistics)
+        local = np.intersect1d(candidates[(candidates >= oa) & (candidates < oa + na)] - oa,
+                               candidates[(candidates >= ob) & (candidates < ob + nb)] - ob)
+        sa = network_stats.population_stats(ra.spike_i, ra.spike_t, members_a, t0, t1, name, oa, tol.stats_bin,
+                                            tol.stats_pairs, pair_candidates=local + oa)
+        sb = network_stats.population_stats(rb.spike_i, rb.spike_t, members_b, t0, t1, name, ob, tol.stats_bin,
+                                            tol.stats_pairs, pair_candidates=local + ob)
+        pc = PopulationComparison(name, oa, na, sa, sb, population_checks(sa, sb, tol, same_network),
+                                  spike_compared=same_network)
+        if same_network:
+            parted = [divergence[int(n)] for n in members_a
+                      if int(n) in divergence and divergence[int(n)].diverged_at is not None]
+            pc.neurons_diverged = len(parted)
+            if parted:
+                first = min(parted, key=lambda c: c.diverged_at)
+                pc.diverged_at = first.diverged_at
+                pc.divergence = f"neuron {first.neuron} ({name} {first.neuron - oa}): {first.divergence}"
+        out.append(pc)
+    net = NetworkComparison(out, da, db, same_network, STATISTICS, "", (t0, t1))
+    first = net.first_divergence
+    if not same_network:
+        net.reason = ("the networks differ (" + (f"network_digest {da} vs {db}" if da != db else "populations") +
+                      "): spike-by-spike comparison is meaningless; judged by population statistics")
+    elif first is None and not any(c.failures for c in per):
+        net.judged = SPIKE_BY_SPIKE
+        net.reason = "judged spike-by-spike: no spike diverged over the whole run (population statistics reported)"
+    else:
+        where = (f"spike-by-spike diverged at t = {first.diverged_at * 1e3:.4g} ms in population {first.name} "
+                 f"({first.divergence})" if first is not None else "spike-by-spike differs")
+        net.reason = where + "; judged by population statistics"
+    return net
 
 
 def _protocol_difference(ra: Results, rb: Results, t_end: float) -> str | None:
@@ -374,6 +709,7 @@ def experiment_differences(ra: Results, rb: Results) -> list[str]:
     protocol = _protocol_difference(ra, rb, min(ta, tb))
     if protocol:
         out.append(f"different protocols: {protocol}")
+    out += network_differences(ra, rb)
     if "initial" in ma and "initial" in mb and ma["initial"] != mb["initial"]:
         out.append(f"different initial values: {ma['initial']} vs {mb['initial']}")
     elif ma.get("initial") and ma.get("seed") is not None and mb.get("seed") is not None and \
@@ -427,9 +763,26 @@ def compare_results(ra: Results, rb: Results, tol: Tolerances = Tolerances(), la
     rates_a = np.array([c.count_a for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     rates_b = np.array([c.count_b for c in per]) / t_end if t_end > 0 else np.zeros(len(per))
     spikes = {int(n): np.concatenate([a, b]) for n, a, b in zip(neurons, trains_a, trains_b)}
+    network = compare_network(ra, rb, neurons, per, t_end, tol) if is_network(ra) and is_network(rb) else None
+    trace_end, traces_judged = t_end, True
+    if network is not None and network.judged == STATISTICS:
+        if not network.same_network:      # other connections: the traces are reported only
+            traces_judged = False
+            notes.append("traces reported, not judged: the networks differ")
+        elif network.diverged_at is not None and ra.traces and rb.traces:
+            trace_end = network.diverged_at
+            notes.append(f"traces compared up to the divergence at t = {trace_end * 1e3:.4g} ms (after it the "
+                         f"spikes differ, and so does every trace)")
+    traces = compare_traces(ra, rb, tol, trace_end, spikes)
+    if not traces_judged:
+        for tc in traces:
+            tc.limit = None
     pair = PairComparison(label_a, label_b, str(ra.path), str(rb.path), neurons, t_end, per,
-                          compare_traces(ra, rb, tol, t_end, spikes), rates_a, rates_b, tol, notes)
-    pair.population_failures = differences + [x for x in [_sign_test(per, tol)] if x]
+                          traces, rates_a, rates_b, tol, notes, network=network)
+    if network is None or network.judged == SPIKE_BY_SPIKE:
+        pair.population_failures = differences + [x for x in [_sign_test(per, tol)] if x]
+    else:        # chaos: marginal count differences go any way; the statistics are judged instead
+        pair.population_failures = differences + network.failures
     pair.ill_conditioned = crossings
     if distances:
         pair.vp_distance = victor_purpura(trains_a, trains_b, t_end, tol.window)
@@ -545,7 +898,15 @@ def pair_table(p: PairComparison) -> list[tuple[str, str]]:
         rows.append((f"trace {tc.variable}: subthreshold RMS worst / RMS worst / max abs ({unit or '1'})",
                      f"{tc.sub_rms[worst] * scale:.4g} (neuron {tc.neurons[worst]}) / {np.nanmax(tc.rms) * scale:.4g}"
                      f" / {np.nanmax(tc.max) * scale:.4g} on {len(tc.neurons)} neurons x {tc.n_samples:,} samples"))
-    rows.append(("verdict", "AGREE" if p.agree else "DISAGREE"))
+    if p.network is not None:
+        rows.append(("network", p.network.judged_text()))
+        for pc in p.network.populations:
+            rows.append((f"population {pc.name}: spike-by-spike", divergence_text(pc)))
+    verdict = "AGREE" if p.agree else "DISAGREE"
+    if p.network is not None:
+        verdict += " (judged " + ("spike-by-spike" if p.network.judged == SPIKE_BY_SPIKE else
+                                  "by population statistics") + ")"
+    rows.append(("verdict", verdict))
     return rows
 
 
@@ -569,11 +930,47 @@ def ill_conditioned_text(p: PairComparison, limit=20) -> str:
     return text
 
 
+def divergence_text(pc: PopulationComparison) -> str:
+    if not pc.spike_compared:
+        return "not compared (the networks differ)"
+    if pc.diverged_at is None:
+        return f"no divergence ({pc.size:,} neurons)"
+    return (f"diverged at t = {pc.diverged_at * 1e3:.4g} ms, {pc.divergence}; {pc.neurons_diverged:,} of "
+            f"{pc.size:,} neurons part somewhere")
+
+
+def network_rows(p: PairComparison) -> list[tuple[str, str, str, str, str, str, str]]:
+    """(population, statistic, A, B, difference, allowed, verdict) of a network pair's statistics."""
+    if p.network is None:
+        return []
+    judged = p.network.judged == STATISTICS
+    rows = []
+    for pc in p.network.populations:
+        for c in pc.checks:
+            if not c.judged:
+                verdict = f"not judged ({c.note})"
+            elif c.ok:
+                verdict = "agree"
+            else:
+                verdict = "DISAGREE" if judged else "differs (reported; judged spike-by-spike)"
+            rows.append((f"{pc.name} ({pc.size:,})", c.statistic, c.a, c.b, c.difference, c.tolerance, verdict))
+    return rows
+
+
+NETWORK_HEADER = ("population (neurons)", "statistic", "A", "B", "difference", "allowed", "verdict")
+
+
+def format_columns(header, rows, indent="  ") -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: indent + "  ".join(f"{str(x):<{w}}" for x, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header)] + [line(r) for r in rows])
+
+
 def failure_lines(p: PairComparison, limit=20) -> list[str]:
     lines = list(p.population_failures)
-    for c in p.failing[:limit]:
+    for c in (p.failing if p.spikes_judged else [])[:limit]:
         lines.append(f"neuron {c.neuron}{' (marginal)' if c.marginal else ''}: " + "; ".join(c.failures))
-    if len(p.failing) > limit:
+    if p.spikes_judged and len(p.failing) > limit:
         lines.append(f"... and {len(p.failing) - limit} more neurons")
     for var, neurons in p.failing_trace_neurons.items():
         lines.append(f"trace {var}: subthreshold RMS difference over tolerance in neurons {_names(neurons)}")
@@ -599,13 +996,21 @@ def markdown(pairs: list[PairComparison], tol: Tolerances, images: dict) -> str:
                 seen.append(path)
                 lines.append(f"- `{path}`: {label}")
     lines += ["", "## Tolerances", "", "| check | tolerance |", "|---|---|"]
-    lines += [f"| {_md(k)} | {_md(v)} |" for k, v in tol.describe()]
+    lines += [f"| {_md(k)} | {_md(v)} |" for k, v in tol.describe(networks=any(p.network is not None for p in pairs))]
     for k, p in enumerate(pairs):
         lines += ["", f"## Pair {k + 1}: A = {p.label_a} vs B = {p.label_b}: **{'AGREE' if p.agree else 'DISAGREE'}**", ""]
         for note in p.notes:
             lines.append(f"- note: {note}")
         lines += ["", "| metric | value |", "|---|---|"]
         lines += [f"| {_md(m)} | {_md(v)} |" for m, v in pair_table(p)]
+        if p.network is not None:
+            t0, t1 = p.network.window
+            lines += ["", f"### Network: {_md(p.network.judged_text())}", "",
+                      f"Population statistics over {t0 * 1e3:g}–{t1 * 1e3:g} ms ({p.tol.stats_bin * 1e3:g} ms bins):", "",
+                      "| " + " | ".join(NETWORK_HEADER) + " |", "|" + "---|" * len(NETWORK_HEADER)]
+            lines += ["| " + " | ".join(_md(x) for x in row) + " |" for row in network_rows(p)]
+            lines += ["", "| population | spike-by-spike |", "|---|---|"]
+            lines += [f"| {_md(pc.name)} | {_md(divergence_text(pc))} |" for pc in p.network.populations]
         fails = failure_lines(p, limit=100)
         if fails:
             lines += ["", "Disagreements:", ""] + [f"- {f}" for f in fails]
@@ -623,16 +1028,31 @@ def summary_json(pairs: list[PairComparison]) -> dict:
     for p in pairs:
         out.append({"a": p.path_a, "b": p.path_b, "label_a": p.label_a, "label_b": p.label_b, "agree": p.agree,
                     "neurons": len(p.neurons), "marginal_neurons": [c.neuron for c in p.marginal],
-                    "failing_neurons": [c.neuron for c in p.failing],
-                    "failures": {str(c.neuron): c.failures for c in p.failing},
+                    "failing_neurons": [c.neuron for c in p.failing] if p.spikes_judged else [],
+                    "failures": {str(c.neuron): c.failures for c in p.failing} if p.spikes_judged else {},
                     "failing_traces": p.failing_trace_neurons, "population_failures": p.population_failures,
                     "notes": p.notes,
                     **({} if p.ill_conditioned is None else {
                         "ill_conditioned_crossings": [{"neuron": n, "t": t, "distance_mV": d * 1e3}
                                                       for n, t, d in p.ill_conditioned],
                         "ill_conditioned_spikes": p.ill_conditioned_spikes}),
+                    **({} if p.network is None else {"network": network_json(p)}),
                     "table": dict(pair_table(p)), "tolerances": dataclasses.asdict(p.tol)})
     return {"pairs": out, "agree": all(p.agree for p in pairs)}
+
+
+def network_json(p: PairComparison) -> dict:
+    net = p.network
+    return {"judged": net.judged, "reason": net.judged_text(), "same_network": net.same_network,
+            "network_digest": [net.digest_a, net.digest_b], "window_s": list(net.window),
+            "diverged_at_s": net.diverged_at,
+            "neurons_differing_not_judged": [] if p.spikes_judged else [c.neuron for c in p.failing],
+            "populations": {pc.name: {
+                "offset": pc.offset, "size": pc.size, "spike_compared": pc.spike_compared,
+                "diverged_at_s": pc.diverged_at, "divergence": pc.divergence, "neurons_diverged": pc.neurons_diverged,
+                "statistics_agree": pc.statistics_agree, "failures": pc.failures,
+                "a": pc.stats_a.summary(), "b": pc.stats_b.summary(),
+                "checks": [dataclasses.asdict(c) for c in pc.checks]} for pc in net.populations}}
 
 
 def compare_runs(paths, tol: Tolerances = Tolerances(), report: str | Path | None = None, plots: bool = True):

@@ -239,4 +239,33 @@ def pair_figures(p, ra: Results, rb: Results, out: Path, stem: str) -> list[tupl
     fig.savefig(out / name, dpi=110)
     plt.close(fig)
     images.append(("spike-time difference histogram", name))
+    if getattr(p, "network", None) is not None and p.network.populations:
+        fig = population_rate_figure(p)
+        name = f"{stem}_population_rates.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        images.append(("population rates over time", name))
     return images
+
+
+def population_rate_figure(p, max_populations=8):
+    """A network pair: each population's rate over time (Hz per neuron, in the statistics' bins) in A
+    and B, the first divergence of its spikes marked."""
+    plt = _plt()
+    pops = p.network.populations[:max_populations]
+    fig, axes = plt.subplots(len(pops), 1, figsize=(11, 2.4 * len(pops) + 0.6), sharex=True, squeeze=False)
+    for ax, pc in zip(axes[:, 0], pops):
+        for k, (st, label) in enumerate(((pc.stats_a, f"A: {p.label_a}"), (pc.stats_b, f"B: {p.label_b}"))):
+            ax.step(st.rate_t * 1e3, st.rate, where="mid", color=COLORS[k], lw=1.0, ls="-" if k == 0 else "--",
+                    label=f"{label} (mean {st.mean_rate:.3g} Hz, chi {st.synchrony:.2f})")
+        if pc.diverged_at is not None:
+            ax.axvline(pc.diverged_at * 1e3, color="red", lw=1, ls=":", label=f"diverged at {pc.diverged_at * 1e3:.4g} ms")
+        ax.set_ylabel(f"{pc.name} (Hz)")
+        ax.legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("time (ms)")
+    first = p.network.first_divergence
+    judged = ("judged spike-by-spike" if p.network.judged == "spike-by-spike" else "judged by population statistics")
+    where = (f"; spikes diverged at t = {first.diverged_at * 1e3:.4g} ms in {first.name}" if first is not None else "")
+    fig.suptitle(f"population rates ({p.tol.stats_bin * 1e3:g} ms bins): {judged}{where}", fontsize=10)
+    fig.tight_layout()
+    return fig
