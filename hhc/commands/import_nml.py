@@ -33,7 +33,11 @@ def command(nml_file, out):
     if not out and not network:
         click.echo(imported.chan, nl=False)
         return
-    target.write_text(imported.chan)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(imported.chan)
+    except OSError as exc:
+        raise HHCError(f"cannot write {target}: {exc.strerror}") from None
     click.echo(f"wrote {target}")
     if network:
         toml = target.with_suffix(".toml")
