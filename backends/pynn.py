@@ -8,47 +8,81 @@ the membrane potential is `v` on both simulators.
     sim.setup(timestep=0.01)
     KC = cell_type(sim)
     pop = sim.Population(10, KC(Iapp=0.018))     # PyNN units: mV, ms, nA, uS, nF
-    pop.record(["spikes", "v"])                  # v and the gates are recordable on both
+    pop.record(["spikes", "v"])                  # v, the gates and ion pools are recordable on both
 
 On NEST, v is the NESTML state V_m (recorded by PyNN's multimeter, in mV); NEST runs hhc's rk4
 model (the experiment-free meaning of method "auto"), Brian2 its rk4 equations.
+
+Quantities PyNN has no unit for are in the units .chan files and NEURON write them in: um, um2,
+mS/cm2, uF/cm2, uA/cm2, 1/ms, mM (concentrations, e.g. the pool state cai), degC (temperature), else
+SI (the module's PARAMETERS name the unit of each). Every parameter, temperature, Q10s, vshifts and
+pool settings too, is per neuron. Gates not initialised start at 0 (PyNN sets every state):
+initialise them to their steady state for a start at rest.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import sympy
+
 from hhc.compiler.version import __version__
 from hhc.compiler import ir, units
-from hhc.compiler.errors import HHCError
 
-from .base import Backend, Capabilities, EmitOptions
+from .base import Backend, Capabilities, EmitOptions, unsupported
 from .brian2 import generate as b2backend
 from . import nest as nestbackend
 from .nest import build as nest_build
 from .nest import nestml as nest_nestml
 
-# PyNN's units per dimension (its standard cell types use these): value_pynn = value_si / scale
-_PYNN_SCALE = {units.VOLTAGE: 1e-3, units.TIME: 1e-3, units.CURRENT: 1e-9, units.CONDUCTANCE: 1e-6,
-               units.CAPACITANCE: 1e-9, units.DIMENSIONLESS: 1.0}
+# PyNN's units per dimension (its standard cell types use mV, ms, nA, uS, nF): value_pynn = value_si / scale.
+# PyNN has no units for the rest; hhc takes those the .chan language and NEURON write them in.
+_PYNN_UNITS = {units.VOLTAGE: ("mV", 1e-3), units.TIME: ("ms", 1e-3), units.CURRENT: ("nA", 1e-9),
+               units.CONDUCTANCE: ("uS", 1e-6), units.CAPACITANCE: ("nF", 1e-9), units.DIMENSIONLESS: ("", 1.0),
+               units.RATE: ("1/ms", 1e3), units.LENGTH: ("um", 1e-6), units.AREA: ("um2", 1e-12),
+               units.CONDUCTANCE / units.AREA: ("mS/cm2", 10.0), units.CAPACITANCE / units.AREA: ("uF/cm2", 1e-2),
+               units.CURRENT / units.AREA: ("uA/cm2", 1e-2), units.CONCENTRATION: ("mM", 1.0),
+               units.TEMPERATURE: ("degC", 1.0)}
+# the units the NEO/quantities package knows the recorded states by
+_QUANTITIES_UNIT = {units.VOLTAGE: "mV", units.CONCENTRATION: "mM", units.DIMENSIONLESS: "dimensionless"}
+
+
+def _pynn_unit(dim) -> tuple[str, float]:
+    """(PyNN unit text, its SI value) of a dimension; SI for one no table names (a pool's rho)."""
+    return _PYNN_UNITS.get(dim, (dim.si_expression, 1.0))
 
 
 def _pynn_scale(dim):
-    if dim not in _PYNN_SCALE:
-        raise HHCError(f"the pynn target has no PyNN unit for {dim.name}")
-    return _PYNN_SCALE[dim]
+    return _pynn_unit(dim)[1]
 
 
 def module_text(cell: ir.Cell, variant: str, nest_module: dict | None) -> str:
     brian_module = b2backend.module_text(cell)
     pynn_equations = b2backend.equations(cell, injected_current="i_inj", parameters_as_variables=True)
-    params = {p.name: (p.si_value / _pynn_scale(p.dimension), float(nest_nestml.nest_scale(p.dimension)) /
-                       _pynn_scale(p.dimension), b2backend.brian_unit(p.dimension)) for p in cell.parameters}
+
+    def nest_factor(dim):
+        # NEST-unit → PyNN-unit; only with a NEST module (the NEST side is the nest backend's build)
+        return None if nest_module is None else float(nest_nestml.nest_scale(dim)) / _pynn_scale(dim)
+
+    def entry(value, dim):
+        unit, scale = _pynn_unit(dim)     # the value in PyNN units from the exact one: 1000 um2, not 1000.0000000000001
+        pynn_value = float(units.to_si(sympy.sympify(value)) / sympy.Rational(repr(scale)))
+        return (pynn_value, nest_factor(dim), scale, b2backend.brian_unit(dim), unit)
+
+    params = {p.name: entry(p.value, p.dimension) for p in cell.parameters}
     for i in cell.inputs:
-        params[i.name] = (0.0, float(nest_nestml.nest_scale(i.dimension)) / _pynn_scale(i.dimension),
-                          b2backend.brian_unit(i.dimension))
-    states = {"v": ("V_m", 1e-3 / 1e-3, "volt")}
+        params[i.name] = entry(0, i.dimension)
+    states = {"v": ("V_m", nest_factor(units.VOLTAGE), 1e-3, "volt", "mV")}
     for g in cell.gates:
-        states[g.state] = (nest_nestml.nest_name(g.state), 1.0, "1")
+        states[g.state] = (nest_nestml.nest_name(g.state), nest_factor(units.DIMENSIONLESS), 1.0, "1", "")
+    for pool in cell.dynamic_pools:
+        unit, scale = _pynn_unit(units.CONCENTRATION)
+        states[pool.state] = (nest_nestml.nest_name(pool.state), nest_factor(units.CONCENTRATION), scale,
+                              b2backend.brian_unit(units.CONCENTRATION), unit)
+    quantities = {s: _QUANTITIES_UNIT[cell.state_dimension(s)] for s in cell.states}
+    for name, entry_ in states.items():
+        # PyNN gives NEST initial values as they are: a state's PyNN and NEST units must be the same
+        if entry_[1] not in (None, 1.0):
+            unsupported("pynn", f"the state {name} in NEST units other than PyNN's ({entry_[4]})")
     init = {}
     for s in cell.states:
         iv = cell.initial_value(s)
@@ -59,16 +93,19 @@ def module_text(cell: ir.Cell, variant: str, nest_module: dict | None) -> str:
 
 Generated by hhc {__version__} from {cell.source} (reads: {sources}).
 Do not edit: change the .chan file and run `hhc compile --target pynn` again.
-PyNN units: mV, ms, nA, uS, nF. NEST runs hhc's {variant} NESTML model; Brian2 runs hhc's equations.
+PyNN units: mV, ms, nA, uS, nF (else as PARAMETERS says). NEST runs hhc's {variant} NESTML model; Brian2 runs
+hhc's equations.
 """
 import os
 
 CELL = "{cell.name}"
-# name: (default in PyNN units, NEST-unit → PyNN-unit factor, Brian2 unit)
+# name: (default in PyNN units, NEST-unit → PyNN-unit factor (None: no NEST build), SI value of the
+#        PyNN unit, Brian2 unit, PyNN unit)
 PARAMETERS = {params!r}
-# state: (NEST name, NEST → PyNN factor, Brian2 unit)
+# state: (NEST name, NEST → PyNN factor, SI value of the PyNN unit, Brian2 unit, PyNN unit)
 STATES = {states!r}
-INITIAL_VALUES = {init!r}   # missing gates start at their steady state at v
+STATE_UNITS = {quantities!r}   # as recordings are labelled
+INITIAL_VALUES = {init!r}   # in PyNN units; gates not given start at 0
 NEST_MODULE = {nest_module!r}
 
 BRIAN2_MODULE = {brian_module!r}
@@ -101,34 +138,32 @@ def _nest_type(sim):
     os.environ["LD_LIBRARY_PATH"] = NEST_MODULE["lib_dir"] + ":" + os.environ.get("LD_LIBRARY_PATH", "")
     if NEST_MODULE["model"] not in nest.node_models:
         nest.Install(NEST_MODULE["module"])
-    from pyNN.models import BaseCellType
-    from pyNN.standardmodels import build_translations
-    from pyNN.nest.cells import NativeCellType
-    native = sim.native_cell_type(NEST_MODULE["model"])
+    from pyNN.standardmodels import StandardCellType, build_translations
+    native = sim.native_cell_type(NEST_MODULE["model"])   # what NEST says of the model (receptors ...)
 
-    class HHCCell(native):
+    # A standard cell type, so that PyNN converts its units to NEST's on creation, set() and get()
+    # (a native type would hand NEST the numbers in PyNN units as they are)
+    class HHCCell(StandardCellType):
         __doc__ = f"{{CELL}} (hhc) on NEST"
         default_parameters = {{k: v[0] for k, v in PARAMETERS.items()}}
         default_initial_values = dict({{k: INITIAL_VALUES.get(k, 0.0) for k in STATES}})
         recordable = ["spikes"] + list(STATES)
-        units = {{"v": "mV"}}
+        units = dict(STATE_UNITS)
+        # PyNN → NEST units: divide by the NEST → PyNN factor; the states' units are the same on both
+        translations = build_translations(*[(k, k, 1.0 / v[1]) for k, v in PARAMETERS.items()])
         variable_map = {{k: v[0] for k, v in STATES.items()}}
+        scale_factors = {{k: v[1] for k, v in STATES.items()}}
+        nest_name = native.nest_name
+        nest_model = native.nest_model
+        receptor_types = native.receptor_types
+        injectable = native.injectable
+        standard_receptor_type = native.standard_receptor_type
+        conductance_based = native.conductance_based
+        always_local = native.always_local
+        uses_parrot = native.uses_parrot
 
-        def __init__(self, **parameters):
-            BaseCellType.__init__(self, **parameters)
-
-        @property
-        def native_parameters(self):
-            from pyNN.parameters import ParameterSpace
-            ps = ParameterSpace({{k: self.parameter_space[k] for k in self.parameter_space.keys()}},
-                                shape=self.parameter_space.shape)
-            for k, (default, factor, unit) in PARAMETERS.items():
-                ps[k] = ps[k] / factor if factor != 1 else ps[k]
-            return ps
-
-        def get_native_names(self, *names):
-            names = names or list(STATES)
-            return [STATES[n][0] if n in STATES else n for n in names]
+        def get_receptor_type(self, name):
+            return nest.GetDefaults(self.nest_model)["receptor_types"][name]
 
     HHCCell.__name__ = CELL
     return HHCCell
@@ -139,33 +174,37 @@ def _brian2_type(sim):
     from pyNN.brian2.cells import BaseNeuronGroup
     from pyNN.standardmodels import StandardCellType, build_translations
     mod = _brian2_module()
-    extra_units = {{k: getattr(mod, k) for k in dir(mod) if not k.startswith("_")}}
+    # what the equations read besides their variables: units Brian2 lacks (degC ...), hhc_where
+    namespace = {{k: v for k, v in mod.NAMESPACE.items() if k not in PARAMETERS}}
 
     class Group(BaseNeuronGroup):
         def __init__(self, n, equations, **parameters):
             BaseNeuronGroup.__init__(self, n, equations, threshold=mod.THRESHOLD, reset=None,
                                      refractory=mod.REFRACTORY, method="rk4", **parameters)
+            self.namespace = dict(namespace)
             for state, value in mod.INITIAL_VALUES.items():
                 if value.endswith("_inf"):
                     setattr(self, state, value)
 
     eqs_text = BRIAN2_EQUATIONS
 
-    units = {{"volt": brian2.mV, "second": brian2.ms, "amp": brian2.nA, "siemens": brian2.uS,
-              "farad": brian2.nF, "1": 1}}
-    translations = build_translations(*[(k, k, units[PARAMETERS[k][2]]) for k in PARAMETERS])
+    def unit(si_value, brian_unit):
+        """One PyNN unit as a Brian2 quantity: 1 mS/cm2 = 10 siemens/metre**2."""
+        return si_value * eval(brian_unit, {{"__builtins__": {{}}}}, vars(brian2))
+
+    translations = build_translations(*[(k, k, unit(v[2], v[3])) for k, v in PARAMETERS.items()])
 
     class HHCCell(StandardCellType):
         __doc__ = f"{{CELL}} (hhc) on Brian2"
         default_parameters = {{k: v[0] for k, v in PARAMETERS.items()}}
         default_initial_values = dict({{k: INITIAL_VALUES.get(k, 0.0) for k in STATES}})
         recordable = ["spikes"] + list(STATES)
-        units = {{"v": "mV", **{{k: "dimensionless" for k in STATES if k != "v"}}}}
+        units = dict(STATE_UNITS)
         eqs = brian2.Equations(eqs_text)
         brian2_model = Group
         post_synaptic_variables = {{}}
         state_variable_translations = build_translations(
-            *[(k, k, brian2.mV) if k == "v" else (k, k) for k in STATES])
+            *[(k, k, unit(v[2], v[3])) for k, v in STATES.items()])   # a factor: pyNN.brian2 records through it
 
     HHCCell.translations = translations
     HHCCell.__name__ = CELL

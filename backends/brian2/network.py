@@ -12,13 +12,26 @@ from ..results import TraceGroup
 
 
 def set_initial(group, module, experiment):
-    """The experiment's initial values: v first, since gates left at their steady state are
-    computed from it."""
+    """The experiment's initial values: v and the other values given first, since gates left at their
+    steady state are computed from them. Those gates see ion concentrations at the cell's own initial
+    values (the pool's `initial`, else its resting value), as the reference computes them."""
     import brian2 as b2
     group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
+    given, steady = {}, []
     for state in module.STATES[1:]:
         values = experiment.initial_arrays.get(state)
-        setattr(group, state, f"{state}_inf" if values is None else np.asarray(values))
+        if values is not None:
+            given[state] = values
+        elif module.INITIAL_VALUES.get(state, "").endswith("_inf") or state not in module.INITIAL_VALUES:
+            steady.append(state)
+    for state, value in module.INITIAL_VALUES.items():      # concentrations at the cell's values
+        if state != "v" and not value.endswith("_inf"):
+            setattr(group, state, value)
+    for state in steady:
+        setattr(group, state, f"{state}_inf")
+    for state, values in given.items():
+        dim = group.variables[state].dim
+        setattr(group, state, np.asarray(values) if dim.is_dimensionless else b2.Quantity(values, dim=dim))
 
 
 def build_network(module, experiment, method):
