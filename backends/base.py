@@ -50,6 +50,9 @@ class Capabilities:
     # why `hhc validate`'s long runs (20 s of tonic firing) are out of this backend's reach at that dt
     long_runs: str | None = None
     networks: bool = False                              # runs [network] experiments (synapses, sources, projections)
+    # the order of a fixed-step integrator it always uses (validate then tells its integration error at a
+    # dt from a model mismatch by halving dt); None: it runs hhc's methods, or adapts its step
+    fixed_step_order: int | None = None
     note: str = ""                                      # why it does not run, for a code generator
 
 

@@ -251,6 +251,48 @@ def long_skip_reason(cls) -> str | None:
     return (f"{cls.name} validates with {method} at dt {dt * 1e3:g} ms: the long cases would take far too long")
 
 
+def _run_and_compare(case, model_file, cell, spec, name, device, dt, method, run_dir, tol):
+    exp = case.experiment(model_file, cell, dt=dt, method=method, backend=name, device=device)
+    run_experiment(exp, out=run_dir, quiet=True, choose_auto=False, overwrite=True)
+    return compare_results(load_results(case.ref_dir), load_results(run_dir), tol, "reference", spec,
+                           distances=False)
+
+
+def _worst(pair) -> float:
+    diffs = pair.all_diffs()
+    return float(np.max(np.abs(diffs))) if len(diffs) else 0.0
+
+
+def _converging(pair, case, model_file, cell, spec, name, device, dt, method, run_dir, tol, order,
+                halvings: int = 3) -> str | None:
+    """A first-order fixed-step backend that disagrees is run again at dt/2 (and dt/4, dt/8 while the spikes
+    have not settled yet). If the same spikes move toward the reference at the method's order (the
+    error falls by about 2^order per halving), the disagreement is its integration error at this dt,
+    not a model mismatch: said, with the dt agreement would need, and not judged. Otherwise (no
+    convergence, spikes gained or lost) None: the FAIL stands."""
+    def settled(p):       # every spike has its partner: the worst difference measures the drift
+        return not any(c.count_diff or c.unmatched_a or c.unmatched_b for c in p.per_neuron)
+
+    if any(c.count_diff for c in pair.per_neuron):
+        return None
+    errors = [(dt, _worst(pair), settled(pair))]
+    for k in range(1, halvings + 1):
+        step = dt / 2 ** k
+        half = _run_and_compare(case, model_file, cell, spec, name, device, step, method,
+                                run_dir.with_name(f"{run_dir.name}-dt-{k}"), tol)
+        if any(c.count_diff for c in half.per_neuron):
+            return None
+        errors.append((step, _worst(half), settled(half)))
+        (d1, e1, s1), (d2, e2, s2) = errors[-2:]
+        if s1 and s2 and 0 < e2 < e1 and 0.6 * 2 ** order <= e1 / e2 <= 1.6 * 2 ** order:
+            needed = d2 * (tol.spike_time / e2) ** (1 / order)
+            path = ", ".join(f"{e * 1e3:.3g} ms at dt {d * 1e3:g} ms" for d, e, _ in errors)
+            return (f"integration error of {name}'s fixed step (order {order}), not the model: worst spike {path} "
+                    f"(converging, ratio {e1 / e2:.2g} per halving); within {tol.spike_time * 1e3:g} ms needs dt <= "
+                    f"{needed * 1e3:.2g} ms, beyond validate's budget")
+    return None
+
+
 def run_case(case: Case, model_file, cell, spec, name, device, *, dt, method, out, tol=Tolerances()) -> dict:
     """One backend on one case, judged against the case's reference: a detail dict whose status is
     PASS, FAIL, ERROR, skipped or n/a (the backend cannot express the case)."""
@@ -262,19 +304,22 @@ def run_case(case: Case, model_file, cell, spec, name, device, *, dt, method, ou
             return {**detail, "status": "skipped", "message": reason}
     if case.error:
         return {**detail, "status": "ERROR", "message": case.error}
-    exp = case.experiment(model_file, cell, dt=cls.capabilities.validate_dt or dt, method=method, backend=name,
-                          device=device)
+    case_dt = cls.capabilities.validate_dt or dt
     run_dir = _folder(out, "runs", spec.replace(":", "-"), cell.name, case.name)
     t0 = time.perf_counter()
     try:
-        run_experiment(exp, out=run_dir, quiet=True, choose_auto=False, overwrite=True)
+        pair = _run_and_compare(case, model_file, cell, spec, name, device, case_dt, method, run_dir, tol)
     except UnsupportedError as exc:
         return {**detail, "status": "n/a", "message": _first_line(exc)}
     except Exception as exc:   # one case's failure must not stop the others
         return {**detail, "status": "ERROR", "message": _first_line(exc)[:160]}
     wall = time.perf_counter() - t0
-    pair = compare_results(load_results(case.ref_dir), load_results(run_dir), tol, "reference", spec,
-                           distances=False)
+    order = cls.capabilities.fixed_step_order
+    if not pair.agree and order and not pair.population_failures:
+        converging = _converging(pair, case, model_file, cell, spec, name, device, case_dt, method, run_dir, tol,
+                                 order)
+        if converging is not None:
+            return {**detail, "status": "n/a", "message": converging, "wall_s": time.perf_counter() - t0}
     diffs = pair.all_diffs()
     failures = [f"neuron {c.neuron} {c.failures[0]}" for c in pair.failing] + list(pair.population_failures)
     if not pair.agree and not failures:

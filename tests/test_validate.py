@@ -156,3 +156,30 @@ def test_the_kenyon_cell_gets_no_tonic_case_and_the_report_says_why(brian2_repor
                                                     if r["model"] == "kenyon_cell:KenyonCell")["details"]]
     md = (out / "validate.md").read_text()
     assert "| kenyon_cell:KenyonCell | tonic | no case: not tonic at 3× rheobase: last spike at " in md
+
+
+class _Pair:
+    """What _converging reads of a comparison: the spike differences and per-neuron counts."""
+    def __init__(self, worst, count_diff=0):
+        self.worst = worst
+        self.per_neuron = [type("C", (), {"count_diff": count_diff, "unmatched_a": 0, "unmatched_b": 0})()]
+        self.agree, self.population_failures = False, []
+
+    def all_diffs(self):
+        return np.array([self.worst / 3, -self.worst])
+
+
+@pytest.mark.parametrize("half, expected", [
+    (_Pair(0.5e-3), "converging"),             # halves with dt: integration error, said and not judged
+    (_Pair(1.9e-3), None),                     # does not move: a model mismatch, the FAIL stands
+    (_Pair(0.1e-3), None),                     # falls far faster than first order: not explained by dt
+    (_Pair(0.5e-3, count_diff=1), None),       # a spike lost at dt/2: FAIL stands
+])
+def test_a_first_order_backend_off_by_its_integration_error_is_told_apart(monkeypatch, tmp_path, half, expected):
+    monkeypatch.setattr(v, "_run_and_compare", lambda *a, **kw: half)
+    message = v._converging(_Pair(1.0e-3), _case(long=False), SQUID, None, "neuron", "neuron", None, 1e-5, "auto",
+                            tmp_path / "run", v.Tolerances(), 1, halvings=1)
+    if expected is None:
+        assert message is None
+    else:
+        assert expected in message and "needs dt <= 0.005 ms" in message and "1 ms at dt 0.01 ms" in message

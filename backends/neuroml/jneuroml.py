@@ -18,7 +18,7 @@ class JNeuroMLBackend(Backend):
     description = "LEMS run by the jNeuroML shipped in pyNeuroML (forward Euler; small populations)"
     # forward Euler: compared with the reference at dt <= 0.001 ms
     capabilities = Capabilities(default_method="euler", max_neurons=MAX_NEURONS,
-                                validate_dt=1e-6)
+                                validate_dt=1e-6, fixed_step_order=1)   # jLEMS: forward Euler
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
         return emit_documents(cell, options)

@@ -51,7 +51,7 @@ class NeuronBackend(Backend):
     name = "neuron"
     description = "NEURON 9 via the jNeuroML export (pynml -neuron), .mod files compiled once per content"
     capabilities = Capabilities(default_method="NEURON default (implicit Euler, cnexp gates)",
-                                max_neurons=MAX_NEURONS,
+                                max_neurons=MAX_NEURONS, fixed_step_order=1,
                                 # measured: squid axon, 20 s at 3 x rheobase, dt 0.01 ms: one spike more
                                 # than the reference and 2 ms of drift (h.secondorder = 2 did no better)
                                 long_runs="NEURON's fixed step (implicit Euler, first order) at dt 0.01 ms drifts "
