@@ -57,7 +57,7 @@ class NestBackend(Backend):
     # run on NEST itself (one process, one thread)
     capabilities = Capabilities(
         devices=(None, "cpu", "runtime"), threaded_devices=(None, "cpu", "runtime"), mpi=True,
-        methods=tuple(METHODS), default_method=METHODS["auto"], advise_device="cpu")
+        methods=tuple(METHODS), default_method=METHODS["auto"], advise_device="cpu", networks=True)
 
     @classmethod
     def unavailable_reason(cls):

@@ -290,6 +290,34 @@ def quantity(value: sympy.Expr, dim: units.Dimension) -> str:
     return number if unit == "real" else f"{number} {unit}" if _is_name(unit) else f"{number} * {one_unit(dim)}"
 
 
+def spike_port(syn: ir.Synapse) -> str:
+    """The NESTML spike input port of a synapse (NEST receptor type SPIKES_<NAME>)."""
+    return f"spikes_{syn.name}"
+
+
+def _jump_lines(cell: ir.Cell) -> tuple[list[str], list[str]]:
+    """(internals, onReceive blocks) for the cell's synapses: on a spike at a synapse's port, each of
+    its states jumps by factor * w (ir.Synapse.jumps; the double exponential's peak factor is an
+    internal, recomputed when its time constants are set). `spikes_X * 1 s` is the sum of the weights
+    (NEST units: nS, or pA when current-based) of the spikes arriving in this step."""
+    internals, blocks = [], []
+    for syn in cell.synapses:
+        one = one_unit(syn.weight_dimension)
+        port = spike_port(syn)
+        blocks += [f"    onReceive({port}):"]
+        for state, factor in syn.jumps.items():
+            if factor == 1:
+                term = ""
+            else:
+                name = f"hhc_jump_{syn.name}"
+                if not any(line.startswith(name + " ") for line in internals):
+                    internals.append(f"{name} real = {nestml_expr(factor)}    # a single spike's g peaks at w")
+                term = f" * {name}"
+            blocks.append(f"        {nest_name(state)} += {port} * 1 s * {one}{term}")
+        blocks.append("")
+    return internals, blocks
+
+
 def model_name(cell: ir.Cell, variant: str) -> str:
     return f"{cell.name.lower()}_{variant}"
 
@@ -356,6 +384,8 @@ def _parameter_groups(cell: ir.Cell) -> list[tuple[str, list[ir.Parameter]]]:
     for pool in cell.pools:
         what = "constant: resting" if not pool.is_dynamic else pool.kind.replace("_", " ")
         groups.append((f"pool {pool.ion} ({what})", list(pool.parameters)))
+    for syn in cell.synapses:
+        groups.append((f"synapse {syn.name} ({syn.kind.replace('_', ' ')})", list(syn.parameters)))
     listed = {p.name for _, ps in groups for p in ps}
     rest = [p for p in cell.parameters if p.name not in listed]
     if rest:
@@ -385,6 +415,15 @@ def _state_lines(cell: ir.Cell, variant: str, v0_value: sympy.Expr) -> list[str]
             out += _pool_comment(cell, pool)
         out.append(f"{nest_name(pool.state)} {nestml_unit(units.CONCENTRATION)} = "
                    f"{quantity(value, units.CONCENTRATION)}    # {pool.ion} concentration inside, mM")
+    for syn in cell.synapses:
+        unit = nestml_unit(syn.weight_dimension)
+        what = "conductance" if syn.conductance_based else "current"
+        out.append(f"# synapse {syn.name} ({syn.kind.replace('_', ' ')}, {what}-based): "
+                   f"jumps on each spike at port {spike_port(syn)}")
+        for state in syn.states:
+            iv = cell.initial_value(state)
+            value = iv.value if iv is not None and iv.value is not None else sympy.Integer(0)
+            out.append(f"{nest_name(state)} {unit} = {quantity(value, syn.weight_dimension)}")
     if variant in FIXED_STEP:
         out.append("hhc_bad_t ms = -1 ms    # time at which v stopped being a finite number (-1: never)")
     return out
@@ -425,6 +464,11 @@ def _equation_lines(cell: ir.Cell) -> list[str]:
                 out.append(f"{x}' = ({x}_inf - {x}) / {x}_tau")
         out.append(f"recordable inline {ch.current_name} {nestml_unit(units.CURRENT)} = "
                    f"{nestml_expr(cell.channel_current(ch))}")
+    for syn in cell.synapses:
+        out.append(f"# synapse {syn.name} ({syn.kind.replace('_', ' ')})")
+        for state, d in syn.derivatives.items():
+            out.append(f"{nest_name(state)}' = {nestml_expr(d)}")
+        out.append(f"recordable inline {syn.current_name} {nestml_unit(units.CURRENT)} = {nestml_expr(syn.current)}")
     leak = cell.leak_current
     out.append(f"recordable inline I_leak pA = {quantity(leak, units.CURRENT) if leak == 0 else nestml_expr(leak)}")
     for pool in cell.dynamic_pools:
@@ -461,6 +505,15 @@ def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
     th = cell.threshold if cell.threshold is not None else sympy.Integer(10 ** 6) * units.unit_symbol("mV")
     out.append(f"        V_th mV = {quantity(th, units.VOLTAGE)}    # spike: v rises above V_th")
     out.append("")
+    internals, on_receive = _jump_lines(cell)
+    if internals:
+        out.append("    internals:")
+        out += ["        " + line for line in internals]
+        out.append("")
+    if cell.synapses:
+        out.append("    input:")
+        out += [f"        {spike_port(syn)} <- spike    # synapse {syn.name}" for syn in cell.synapses]
+        out.append("")
     out.append("    output:")
     out.append("        spike")
     out.append("")
@@ -471,6 +524,7 @@ def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
     else:
         out += ["        " + line for line in _update_lines(cell, variant)]
     out.append("")
+    out += on_receive
     out.append("    onCondition(V_m_old <= V_th and V_m > V_th):")
     out.append("        emit_spike()")
     return "\n".join(out) + "\n"

@@ -35,14 +35,19 @@ def _steady_state(cell: ir.Cell, gate: ir.Gate, v: np.ndarray) -> np.ndarray:
 def initial_state(cell: ir.Cell, experiment) -> dict[str, np.ndarray]:
     """Every state of every neuron, in NEST units, from the experiment's arrays (drawn once by
     hhc.compiler.experiment.resolve, so the same for any number of processes or threads)."""
-    n = experiment.size
-    arrays = experiment.initial_arrays
+    return initial_values(cell, experiment.initial_arrays, experiment.size)
+
+
+def initial_values(cell: ir.Cell, arrays: dict, n: int) -> dict[str, np.ndarray]:
+    """Every state of n neurons in NEST units from hhc's initial arrays (state -> SI array or None: a
+    gate's steady state at v; a synapse state without one starts at 0)."""
     v = arrays.get("v")
-    v = np.full(n, -0.065) if v is None else np.asarray(v, dtype=float)
+    v = np.full(n, -0.065) if v is None else np.broadcast_to(np.asarray(v, dtype=float), (n,))
     out = {"V_m": v / float(nest_scale(units.VOLTAGE))}
     for g in cell.gates:
         value = arrays.get(g.state)
-        out[nest_name(g.state)] = _steady_state(cell, g, v) if value is None else np.asarray(value, dtype=float)
+        out[nest_name(g.state)] = _steady_state(cell, g, v) if value is None else \
+            np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
     for pool in cell.dynamic_pools:         # ion concentrations: SI mol/m3 = mM, NEST's unit (mmol/l)
         value = arrays.get(pool.state)
         if value is None:
@@ -50,6 +55,11 @@ def initial_state(cell: ir.Cell, experiment) -> dict[str, np.ndarray]:
             value = np.full(n, float(units.to_si(start)))
         out[nest_name(pool.state)] = np.broadcast_to(np.asarray(value, dtype=float), (n,)) / float(
             nest_scale(units.CONCENTRATION))
+    for syn in cell.synapses:
+        for state in syn.states:
+            value = arrays.get(state)
+            value = np.zeros(n) if value is None else np.broadcast_to(np.asarray(value, dtype=float), (n,))
+            out[nest_name(state)] = value / float(nest_scale(syn.weight_dimension))
     return out
 
 
@@ -87,6 +97,9 @@ def _mpi_nest_python(experiment) -> str:
 
 
 def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResult:
+    if getattr(experiment, "drawn", None) is not None:
+        from .network import run_nest_network
+        return run_nest_network(cell, experiment, out_dir, progress)
     variant = _variant(experiment.method)
     use_mpi = bool(experiment.backend.mpi and experiment.backend.mpi > 1) or bool(experiment.backend.launcher)
     python = _mpi_nest_python(experiment) if use_mpi else sys.executable
@@ -106,6 +119,27 @@ def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResu
         inputs = {nest_name(k): v / float(nest_scale(_input_dim(cell, k))) for k, v in p.inputs.items()}
         phases.append({"steps": steps, "inputs": inputs})
     total_steps = sum(p["steps"] for p in phases)
+    traces, var_scale = trace_specs(cell, variant, experiment)
+    spikes = None if experiment.record_spikes is None else \
+        "all" if experiment.record_spikes is True else sorted(experiment.record_spikes)
+    spec = {"lib_dir": str(built.lib_dir), "module": built.module, "model": built.model, "n": experiment.size,
+            "dt_ms": dt_ms, "threads": int(experiment.backend.threads or 1), "init": str(work / "init.npz"),
+            "parameters": {}, "phases": phases, "spikes": spikes, "traces": traces, "out": str(work),
+            "chunk_steps": max(100, min(10000, total_steps // 200 or 1)), "check_finite": variant in FIXED_STEP}
+    (work / "spec.json").write_text(json.dumps(spec, indent=1))
+    script = work / "rank.py"
+    shutil.copyfile(RANK_SCRIPT, script)
+    cmd, launch_wall = launch(experiment, python, script, work, [built.lib_dir], spec["threads"], progress)
+    return _gather(cell, experiment, work, traces, var_scale, dt_ms,
+                   {"method": variant, "integrator": f"hhc {variant} (update block)" if variant in FIXED_STEP
+                    else "NESTML default: GSL rkf45", "nest_module": built.module,
+                    "nest_module_dir": str(built.directory), "nest_python": python,
+                    "module_build_time_s": build_time, "launch": cmd[:-2], "launch_wall_time_s": launch_wall})
+
+
+def trace_specs(cell: ir.Cell, variant: str, experiment):
+    """The experiment's trace groups as the rank script's multimeters (NEST names) and each recorded
+    variable's SI value of one NEST unit."""
     traces = []
     var_scale = {}
     for tr in experiment.traces:
@@ -124,19 +158,16 @@ def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResu
         windows = [(a * 1e3, b * 1e3) for a, b in tr.windows] if tr.windows else [(0.0, None)]
         traces.append({"variables": names, "neurons": list(tr.neurons), "interval_ms": tr.interval * 1e3,
                        "windows": windows})
-    spikes = None if experiment.record_spikes is None else \
-        "all" if experiment.record_spikes is True else sorted(experiment.record_spikes)
-    spec = {"lib_dir": str(built.lib_dir), "module": built.module, "model": built.model, "n": experiment.size,
-            "dt_ms": dt_ms, "threads": int(experiment.backend.threads or 1), "init": str(work / "init.npz"),
-            "parameters": {}, "phases": phases, "spikes": spikes, "traces": traces, "out": str(work),
-            "chunk_steps": max(100, min(10000, total_steps // 200 or 1)), "check_finite": variant in FIXED_STEP}
-    (work / "spec.json").write_text(json.dumps(spec, indent=1))
-    script = work / "rank.py"
-    shutil.copyfile(RANK_SCRIPT, script)
+    return traces, var_scale
+
+
+def launch(experiment, python: str, script: Path, work: Path, lib_dirs, threads: int, progress=None):
+    """Run `script` on `work/spec.json` with python (one process) or the MPI launcher; progress lines
+    go to `progress`; output is kept in work/output.log. Returns (command, wall time)."""
     cmd = _launch_command(experiment, python, script, work / "spec.json")
     env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = f"{built.lib_dir}:{env.get('LD_LIBRARY_PATH', '')}"
-    env.setdefault("OMP_NUM_THREADS", str(spec["threads"]))
+    env["LD_LIBRARY_PATH"] = ":".join([str(d) for d in lib_dirs] + [env.get("LD_LIBRARY_PATH", "")])
+    env.setdefault("OMP_NUM_THREADS", str(threads))
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
     err_lines: list[str] = []
@@ -157,11 +188,7 @@ def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResu
         tail = "".join((out_lines + err_lines)[-15:])
         raise HHCError(f"the NEST simulation failed ({' '.join(cmd[:4])} ... exit {proc.returncode}); "
                        f"log: {work / 'output.log'}\n{tail}")
-    return _gather(cell, experiment, work, traces, var_scale, dt_ms,
-                   {"method": variant, "integrator": f"hhc {variant} (update block)" if variant in FIXED_STEP
-                    else "NESTML default: GSL rkf45", "nest_module": built.module,
-                    "nest_module_dir": str(built.directory), "nest_python": python,
-                    "module_build_time_s": build_time, "launch": cmd[:-2], "launch_wall_time_s": launch_wall})
+    return cmd, launch_wall
 
 
 def _input_dim(cell: ir.Cell, name: str) -> units.Dimension:
