@@ -9,6 +9,7 @@ from builders import write_experiment
 from paths import DATA
 
 from hhc.api import compile_model, run_experiment
+from hhc.backends.base import UnsupportedError
 from hhc.compare import compare_runs
 from hhc.compiler import compile_text
 from hhc.reference import reference_run
@@ -19,6 +20,10 @@ from hhc.compiler.neuroml_import import import_file  # noqa: E402
 CORPUS = DATA / "nml_corpus"
 CELLS = sorted(CORPUS.glob("*.cell.nml"))
 TARGETS = ("brian2", "nest", "pynn", "neuroml")
+# What a target cannot express, refused with the standard error (never dropped): NeuroML's export to
+# NEURON keeps one reversal per ion, so one calcium channel used both with Nernst and a fixed E next to
+# a pool cannot be written.
+REFUSED = {("FixedPoolCell.cell.nml", "neuroml"): "calcium channels with different reversal potentials"}
 
 
 def _imported(path, tmp_path):
@@ -40,7 +45,12 @@ def test_every_imported_corpus_file_compiles_for_every_target(path, target, tmp_
                                    f"    spike when v rises above 0 mV\n}}\n")
         chan.write_text(text)
         model = compile_text(text, str(chan))
+    refusal = REFUSED.get((path.name, target))
     for cell in model.cells:
+        if refusal is not None:
+            with pytest.raises(UnsupportedError, match=refusal):
+                compile_model(model, target=target, cell=cell.name)
+            continue
         files = compile_model(model, target=target, cell=cell.name)
         assert files and all(text.strip() for text in files.values())
 
