@@ -19,8 +19,8 @@ from ..base import Backend, Capabilities, EmitOptions
 from ..results import RunResult
 from . import cuda
 from .generate import import_generated, module_filename, module_text
-from .network import build_network, check_finite, collect, protocol_segments
-from .standalone import run_standalone
+from .network import build_network, check_finite, collect, population_modules, protocol_segments, set_inputs
+from .standalone import run_network_standalone, run_standalone
 
 DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
 
@@ -32,7 +32,8 @@ class Brian2Backend(Backend):
         devices=(None,) + DEVICES, threaded_devices=("cpp_standalone", "cuda_standalone"),
         # "auto" without the advisor (hhc validate asks for none): rk4 matched a 100x finer reference
         default_method="rk4", precisions=("float64", "float32"),
-        advise_device="runtime")      # the same equations as cpp_standalone, no build per trial
+        advise_device="runtime",      # the same equations as cpp_standalone, no build per trial
+        networks=True)
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
         if options.device not in self.capabilities.devices:
@@ -70,9 +71,15 @@ class Brian2Backend(Backend):
         module_path = out_dir / module_filename(cell)
         module_path.write_text(module_text(cell))
         module = import_generated(module_path)
+        modules = None
+        if experiment.drawn is not None:     # every population's module, beside the main one
+            modules = population_modules(experiment.drawn, module, out_dir, module_text, module_filename,
+                                         import_generated)
         try:
             if device == "runtime":
-                return self._run_runtime(module, experiment, method, progress)
+                return self._run_runtime(module, experiment, method, progress, modules)
+            if modules is not None:
+                return run_network_standalone(modules, experiment, method, out_dir, progress)
             return run_standalone(module, experiment, method, out_dir,
                                   self.memory_model(experiment, 0)["segment"], progress)
         except HHCError:
@@ -114,12 +121,15 @@ class Brian2Backend(Backend):
                 "segment": float(experiment.segment or 1.0) if device == "cpp_standalone" else None}
 
     @staticmethod
-    def _run_runtime(module, experiment, method, progress) -> RunResult:
+    def _run_runtime(module, experiment, method, progress, modules=None) -> RunResult:
         import brian2 as b2
         b2.set_device("runtime")
         b2.prefs.codegen.target = "cython"
         b2.start_scope()
-        net, group, spikes, monitors = build_network(module, experiment, method)
+        if experiment.drawn is not None:
+            b2.seed(experiment.seed)          # the noise's random numbers (the network itself is drawn)
+        net, group, spikes, monitors = build_network(module, experiment, method, modules)
+        groups = group if isinstance(group, dict) else {None: group}
         done = 0.0
         # a zero-length run generates and compiles (Cython) every code object, timed apart
         t_compile = time.perf_counter()
@@ -127,8 +137,7 @@ class Brian2Backend(Backend):
         compile_time = time.perf_counter() - t_compile
         t0 = time.perf_counter()
         for start, duration, inputs, active in protocol_segments(experiment):
-            for name, value in inputs.items():
-                setattr(group, name, value * b2.amp)
+            set_inputs(group, inputs)
             for mon, on in zip(monitors, active):
                 mon.active = on
 
@@ -137,10 +146,13 @@ class Brian2Backend(Backend):
                     progress(_done + float(completed) * float(duration_))
             net.run(duration * b2.second, report=report, report_period=1 * b2.second)
             done += duration
-            check_finite(group.v_[:])
+            for g in groups.values():
+                check_finite(g.v_[:])
         wall = time.perf_counter() - t0
-        spike_i, spike_t, groups = collect(experiment, spikes, monitors)
-        return RunResult(spike_i, spike_t, groups,
-                         {"device": "runtime", "codegen_target": "cython", "method": method,
-                          "precision": experiment.precision, "wall_time_s": wall, "compile_time_s": compile_time,
-                          "brian2_version": b2.__version__})
+        spike_i, spike_t, traces = collect(experiment, spikes, monitors)
+        meta = {"device": "runtime", "codegen_target": "cython", "method": method,
+                "precision": experiment.precision, "wall_time_s": wall, "compile_time_s": compile_time,
+                "brian2_version": b2.__version__}
+        if experiment.drawn is not None:
+            meta["source_spikes_shifted"] = net.hhc_shifted_source_spikes
+        return RunResult(spike_i, spike_t, traces, meta)

@@ -49,7 +49,7 @@ from hhc.compiler.experiment import PROVISIONAL_DT, BackendSettings, Experiment,
 from ..cache import cache_root, file_lock
 from ..results import RunResult
 from .generate import import_generated, module_filename, module_text
-from .network import build_network, check_finite, collect, initial_state, protocol_segments
+from .network import build_network, check_finite, collect, initial_state, protocol_segments, set_inputs
 
 DEFAULT_COMPUTE_CAPABILITY = 9.0        # Hopper (H100); CUDA 13's nvcc builds sm_75 and newer
 MIN_COMPUTE_CAPABILITY = 7.5
@@ -198,7 +198,8 @@ def _build_dir(module_text: str, experiment, method: str, cc: float, python: Pat
     return cache_root() / "brian2-cuda" / key
 
 
-def _drive(mode: str, cell, experiment, method: str, build_dir: Path, module_path: Path) -> dict:
+def _drive(mode: str, cell, experiment, method: str, build_dir: Path, module_path: Path,
+           modules: dict | None = None) -> dict:
     """Run the driver in the cuda venv: mode "generate", "build" (generate + compile) or "run"
     (build + run on GPU 0). Returns its result (and, for "run", the arrays in result["arrays"])."""
     python = venv_python()
@@ -214,7 +215,7 @@ def _drive(mode: str, cell, experiment, method: str, build_dir: Path, module_pat
     job = {"mode": mode, "module": str(module_path), "experiment": experiment, "method": method,
            "build_dir": str(build_dir), "compute_capability": cc, "cuda_home": cuda_home(nvcc),
            "make_jobs": int(os.environ.get("HHC_CUDA_MAKE_JOBS", os.cpu_count() or 1)),
-           "result": str(result_path)}
+           "result": str(result_path), "modules": modules}
     with file_lock(build_dir / ".hhc-lock"):
         result_path.unlink(missing_ok=True)
         job_path.write_bytes(pickle.dumps(job))
@@ -350,7 +351,15 @@ def run(cell, experiment, out_dir: Path, progress=None) -> RunResult:
     build_dir = _build_dir(text, experiment, method, compute_capability(found)[0], python, nvcc)
     print(f"cuda: generating and compiling the brian2cuda project in {build_dir} (nvcc: minutes on first build)",
           file=sys.stderr, flush=True)
-    result = _drive("run" if found else "build", cell, experiment, method, build_dir, module_path)
+    modules = None
+    if experiment.drawn is not None:      # a network: every population's module, beside the main one
+        modules = {experiment.drawn.spec.main: str(module_path)}
+        for pop in experiment.drawn.populations[1:]:
+            pop_cell = experiment.drawn.cells[pop]
+            path = (out_dir / module_filename(pop_cell)).resolve()
+            path.write_text(module_text(pop_cell))
+            modules[pop] = str(path)
+    result = _drive("run" if found else "build", cell, experiment, method, build_dir, module_path, modules)
     if not found:
         project = _copy_project(build_dir, out_dir / PROJECT)
         raise HHCError(
@@ -437,10 +446,14 @@ def _driver_job(job: dict) -> dict:
     # initial values as numbers, computed as the brian2 backend does for cpp_standalone (Brian2's runtime,
     # gates at their steady state from v): the project gets them as static arrays, not one
     # nvcc-compiled kernel per gate that build_neurons' INITIAL_VALUES would add
-    state = initial_state(module, experiment)
-    experiment = dataclasses.replace(experiment, initial_arrays={
-        **experiment.initial_arrays, **{name: state[name] for name in module.STATES}})
-    module.INITIAL_VALUES = {}
+    modules = None
+    if job.get("modules"):          # a network: the populations' modules (initial values set in the project)
+        modules = {pop: import_generated(Path(path)) for pop, path in job["modules"].items()}
+    else:
+        state = initial_state(module, experiment)
+        experiment = dataclasses.replace(experiment, initial_arrays={
+            **experiment.initial_arrays, **{name: state[name] for name in module.STATES}})
+        module.INITIAL_VALUES = {}
     build_reused = Path(build_dir, "main").exists()
 
     b2.set_device("cuda_standalone", directory=build_dir, build_on_run=False)
@@ -466,11 +479,11 @@ def _driver_job(job: dict) -> dict:
     # the brian2 backend's network (float32/float64 from experiment.precision) and protocol segments;
     # in standalone mode each run's code objects are generated here, the project files in build()
     t0 = time.perf_counter()
-    net, group, spikes, monitors = build_network(module, experiment, method)
+    if experiment.drawn is not None:
+        b2.seed(experiment.seed)
+    net, group, spikes, monitors = build_network(module, experiment, method, modules)
     for _start, duration, inputs, active in protocol_segments(experiment):
-        for name, value in inputs.items():
-            var = group.variables[name]
-            setattr(group, name, value if var.dim.is_dimensionless else b2.Quantity(value, dim=var.dim))
+        set_inputs(group, inputs)
         for mon, on in zip(monitors, active):
             mon.active = on
         net.run(duration * b2.second)
@@ -497,7 +510,8 @@ def _driver_job(job: dict) -> dict:
     except RuntimeError as exc:
         raise HHCError(f"the CUDA simulation failed: {exc}") from None
     result["wall_time_s"] = time.perf_counter() - t0
-    check_finite(group.v_[:])
+    for g in (group.values() if isinstance(group, dict) else [group]):
+        check_finite(g.v_[:])
     spike_i, spike_t, groups = collect(experiment, spikes, monitors)
     arrays = {"spike_i": spike_i, "spike_t": spike_t}
     for k, g in enumerate(groups):

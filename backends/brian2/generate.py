@@ -129,6 +129,9 @@ def equations(cell: ir.Cell, injected_current: str | None = None, parameters_as_
         if pool.is_dynamic:
             lines.append(f"d{pool.state}/dt = {brian_expr(cell.pool_derivative(pool))} : "
                          f"{brian_unit(units.CONCENTRATION)}")
+    for syn in cell.synapses:
+        lines.append("")
+        lines += _synapse_lines(syn)
     lines.append("")
     lines.append(f"I_leak = {_typed(cell.leak_current, units.CURRENT)} : amp")
     comment = "" if parameters_as_variables else "  # input, set by the protocol"
@@ -140,6 +143,30 @@ def equations(cell: ir.Cell, injected_current: str | None = None, parameters_as_
         for p in cell.parameters:
             lines.append(f"{p.name} : {brian_unit(p.dimension)}")
     return "\n".join(lines) + "\n"
+
+
+def _synapse_lines(syn: ir.Synapse) -> list[str]:
+    """A synapse's block: its states' ODEs (every connection's spikes jump them, see SYNAPSES) and
+    its current, in dv/dt as I_<name>."""
+    unit = brian_unit(syn.weight_dimension)
+    what = (f"conductance-based, reversal {syn.reversal.name}" if syn.conductance_based
+            else "current-based: positive weights depolarise")
+    out = [f"# synapse {syn.name} ({syn.kind.replace('_', ' ')}, {what})"]
+    out.append(f"{syn.current_name} = {_typed(syn.current, units.CURRENT)} : amp")
+    for state, rhs in syn.derivatives.items():
+        out.append(f"d{state}/dt = {brian_expr(rhs)} : {unit}")
+    return out
+
+
+def synapse_on_pre(cell: ir.Cell, syn: ir.Synapse) -> str:
+    """The on_pre statement of a Synapses object onto this cell: each state += its factor x w (the
+    double exponential's peak factor in SI, so a single spike's conductance peaks at w)."""
+    from hhc.compiler import rhs as ir_rhs
+    parts = []
+    for state, factor in syn.jumps.items():
+        f = float(ir_rhs.in_si(cell, factor))
+        parts.append(f"{state}_post += w" if f == 1.0 else f"{state}_post += {f!r} * w")
+    return "; ".join(parts)
 
 
 def _pool_comment(pool: ir.Pool) -> str:
@@ -271,7 +298,19 @@ def module_text(cell: ir.Cell) -> str:
     for iv in sorted(cell.initial, key=lambda iv: iv.value is None):
         value = f"{iv.state}_inf" if iv.value is None else brian_quantity(iv.value, cell.state_dimension(iv.state))
         out.append(f'    "{iv.state}": "{value}",')
+    given = {iv.state for iv in cell.initial}
+    for syn in cell.synapses:          # no input before the first spike arrives
+        for state in syn.states:
+            if state not in given:
+                out.append(f'    "{state}": "0*{brian_unit(syn.weight_dimension)}",')
     out.append("}")
+    if cell.synapses:
+        out.append("# Synapse types the cell receives: the unit of a connection's weight w and the on_pre")
+        out.append("# statement of a Synapses(source, these neurons, model=\"w : unit\", on_pre=...)")
+        out.append("SYNAPSES = {")
+        for syn in cell.synapses:
+            out.append(f'    "{syn.name}": ("{brian_unit(syn.weight_dimension)}", "{synapse_on_pre(cell, syn)}"),')
+        out.append("}")
     out.append(f"STATES = {tuple(cell.states)!r}")
     out.append(f"INPUTS = {tuple(i.name for i in cell.inputs)!r}")
     if cell.threshold is not None:

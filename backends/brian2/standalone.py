@@ -242,3 +242,120 @@ def run_standalone(module, experiment, method, out_dir, segment_len, progress) -
             "segment_length_s": segment_len, "resumed_from_segment": first or None}
     meta.update(info)
     return RunResult(spike_i, spike_t, groups, meta)
+
+
+# ---- networks -------------------------------------------------------------------------------------
+#
+# A network runs in one piece: its spikes in flight (delays) and the sources' positions live in the
+# binary, not in the neurons' state a chunk hands to the next, so there are no segments and no
+# --resume. The protocol is compiled in (one run per phase, inputs set between them); the binary is
+# cached by everything it depends on, the thread count set when it starts.
+
+def network_build_dir(modules, experiment, method, fast) -> Path:
+    """The project folder of a network's binary, by what its code depends on: the cells, sizes,
+    projections, method, dt, monitors and protocol shape. The drawn connections, weights, delays,
+    parameters and spike trains are data files Brian2 rewrites per run; `make` then recompiles only
+    the sources that changed (the protocol's values are in main.cpp)."""
+    import brian2 as b2
+    net = experiment.drawn
+    key = hashlib.sha1(json.dumps({
+        "modules": {pop: Path(m.__file__).read_text() for pop, m in modules.items()},
+        "method": method, "dt": experiment.dt, "brian2": b2.__version__, "fast": fast, "layout": 2,
+        "precision": experiment.precision, "noise": [net.spec.main_noise is not None] +
+        [p.noise is not None for p in net.spec.populations], "sizes": net.sizes,
+        "parameters": {pop: sorted(v) for pop, v in net.parameters.items()},
+        "projections": [(p.source, p.target, p.synapse) for p in net.spec.projections],
+        "spikes": experiment.record_spikes is not None,
+        "traces": [(tr.variables, tr.neurons, tr.interval) for tr in experiment.traces]},
+        sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return cache_root() / "brian2-network" / key
+
+
+def _threads_from_environment(build_dir: Path) -> None:
+    path = build_dir / "main.cpp"
+    text = path.read_text()
+    if "hhc_threads" in text:           # kept from the last build (Brian2 left it unchanged)
+        return
+    helper = ("static int hhc_threads(int fallback) {\n"
+              "    const char* s = std::getenv(\"HHC_THREADS\"); return s ? std::atoi(s) : fallback; }\n")
+    text = text.replace("int main(int argc, char **argv)", helper + "int main(int argc, char **argv)", 1)
+    text, n = re.subn(r"omp_set_num_threads\((\d+)\);", r"omp_set_num_threads(hhc_threads(\1));", text)
+    if n != 1:
+        raise HHCError(f"cannot set the thread count of Brian2's main.cpp at run time ({n} places)")
+    path.write_text(text)
+
+
+def run_network_standalone(modules, experiment, method, out_dir, progress) -> RunResult:
+    """A network experiment on cpp_standalone (OpenMP): built once per network, run in one piece."""
+    import brian2 as b2
+    from brian2.codegen.cpp_prefs import get_compiler_and_args
+    from .network import set_inputs
+    threads = int(experiment.backend.threads or 1)
+    fast = os.environ.get("HHC_BRIAN2_FAST", "1") != "0"
+    build_dir = network_build_dir(modules, experiment, method, fast)
+    main = next(iter(modules.values()))
+    try:
+        with file_lock(build_dir / ".hhc-lock"):
+            b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
+            b2.device.reinit()
+            b2.device.activate(directory=str(build_dir), build_on_run=False)
+            b2.prefs.devices.cpp_standalone.openmp_threads = max(threads, 1)
+            b2.seed(experiment.seed)       # the noise's random numbers (the network itself is drawn)
+            t0 = time.perf_counter()
+            net, groups, spikes, monitors = build_network(main, experiment, method, modules)
+            for _start, duration, inputs, active in protocol_segments(experiment):
+                set_inputs(groups, inputs)
+                for mon, on in zip(monitors, active):
+                    mon.active = on
+                net.run(duration * b2.second)
+            info = {"build_dir": str(build_dir), "build_reused": (build_dir / "main").exists(),
+                    "compile_time_s": 0.0, "compile_flags": compile_flags(fast), "vectorised_loops": 0,
+                    "source_spikes_shifted": net.hhc_shifted_source_spikes}
+            b2.prefs.codegen.cpp.extra_compile_args_gcc = info["compile_flags"]
+            # linked with -ffast-math, the binary flushes denormals to zero: a synaptic conductance
+            # decaying for seconds without input (the GGN's, between odours) would otherwise reach
+            # denormal numbers, whose arithmetic is ~100x slower
+            link = [a for a in b2.prefs.codegen.cpp.extra_link_args if a != "-ffast-math"]
+            b2.prefs.codegen.cpp.extra_link_args = link + (["-ffast-math"] if fast else [])
+            b2.device.build(directory=str(build_dir), compile=False, run=False, with_output=False)
+            info["generate_time_s"] = time.perf_counter() - t0
+            # make rebuilds what changed since the last network of this shape (everything the first time)
+            t0 = time.perf_counter()
+            info["vectorised_loops"] = vectorise_state_update(build_dir) if fast else 0
+            _threads_from_environment(build_dir)
+            try:
+                with mock.patch.object(os, "system", lambda command: subprocess.call(command, shell=True)):
+                    b2.device.compile_source(str(build_dir), get_compiler_and_args()[0], False, False)
+            except RuntimeError as exc:
+                raise HHCError(f"the C++ compilation of the simulation failed: {exc}",
+                               hint=f"the project is in {build_dir} (run make there to see the compiler's "
+                                    f"messages)") from None
+            info["compile_time_s"] = time.perf_counter() - t0
+            env = {"HHC_THREADS": str(threads)}
+            b2.device.run_environment_variables.clear()
+            b2.device.run_environment_variables.update(env)
+            t1 = time.perf_counter()
+            try:
+                b2.device.run(directory=str(build_dir), with_output=True)
+            except RuntimeError as exc:
+                raise HHCError(f"the compiled network simulation failed: {exc}") from None
+            finally:
+                os.environ.pop("HHC_THREADS", None)
+            wall = time.perf_counter() - t1
+            for g in groups.values():
+                check_finite(g.v_[:], " by the end of the run")
+            spike_i, spike_t, traces = collect(experiment, spikes, monitors)
+            dt = experiment.dt
+            spike_t = np.round(spike_t / dt) * dt
+    finally:
+        b2.device.run_environment_variables.clear()
+        b2.prefs.codegen.cpp.extra_link_args = [a for a in b2.prefs.codegen.cpp.extra_link_args
+                                                if a != "-ffast-math"]
+        b2.device.reinit()
+        b2.set_device("runtime")
+    if progress is not None:
+        progress(experiment.duration)
+    meta = {"device": "cpp_standalone", "method": method, "threads": threads, "precision": experiment.precision,
+            "wall_time_s": wall, "brian2_version": b2.__version__, "segments": 1}
+    meta.update(info)
+    return RunResult(spike_i, spike_t, traces, meta)
