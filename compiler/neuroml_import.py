@@ -758,7 +758,7 @@ class _Derived:
         cases = children(d, "Case")
         if not cases:
             raise self.item.error(f"<ConditionalDerivedVariable name={d.get('name')!r}> has no <Case>", d)
-        exprel = self._exprel(cases)
+        exprel = self._quotient_as_exprel(cases)
         if exprel is not None:
             return exprel
         conditional = [c for c in cases if c.get("condition")]
@@ -775,7 +775,7 @@ class _Derived:
         pieces[-1] = (pieces[-1][0], True)
         return sympy.Piecewise(*pieces, evaluate=False)
 
-    def _exprel(self, cases) -> sympy.Expr | None:
+    def _quotient_as_exprel(self, cases) -> sympy.Expr | None:
         """hhc's own spelling of exprel: `x .neq. 0: (exp(x) - 1)/x`, else 1."""
         for case in cases:
             m = re.fullmatch(r"\s*(\w+)\s*\.neq\.\s*0\s*", case.get("condition") or "")

@@ -47,6 +47,7 @@ from ..base import Backend, Capabilities, EmitOptions
 from ..results import RunResult
 from .build import build_module
 from .nestml import METHODS, _variant, model_name, nestml_text
+from .network import run_nest_network
 from .run import run_nest
 
 
@@ -95,4 +96,6 @@ class NestBackend(Backend):
         reason = self.unavailable_reason()
         if reason:
             raise HHCError(reason)
+        if experiment.drawn is not None:            # a network: populations, sources, projections
+            return run_nest_network(cell, experiment, Path(out_dir), progress)
         return run_nest(cell, experiment, Path(out_dir), progress)

@@ -97,9 +97,6 @@ def _mpi_nest_python(experiment) -> str:
 
 
 def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResult:
-    if getattr(experiment, "drawn", None) is not None:
-        from .network import run_nest_network
-        return run_nest_network(cell, experiment, out_dir, progress)
     variant = _variant(experiment.method)
     use_mpi = bool(experiment.backend.mpi and experiment.backend.mpi > 1) or bool(experiment.backend.launcher)
     python = _mpi_nest_python(experiment) if use_mpi else sys.executable
