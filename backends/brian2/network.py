@@ -17,23 +17,7 @@ def set_initial(group, module, experiment):
     """The experiment's initial values: v and the other values given first, since gates left at their
     steady state are computed from them. Those gates see ion concentrations at the cell's own initial
     values (the pool's `initial`, else its resting value), as the reference computes them."""
-    import brian2 as b2
-    group.v = np.asarray(experiment.initial_arrays["v"]) * b2.volt
-    given, steady = {}, []
-    for state in module.STATES[1:]:
-        values = experiment.initial_arrays.get(state)
-        if values is not None:
-            given[state] = values
-        elif module.INITIAL_VALUES.get(state, "").endswith("_inf") or state not in module.INITIAL_VALUES:
-            steady.append(state)
-    for state, value in module.INITIAL_VALUES.items():      # concentrations at the cell's values
-        if state != "v" and not value.endswith("_inf"):
-            setattr(group, state, value)
-    for state in steady:
-        setattr(group, state, f"{state}_inf")
-    for state, values in given.items():
-        dim = group.variables[state].dim
-        setattr(group, state, np.asarray(values) if dim.is_dimensionless else b2.Quantity(values, dim=dim))
+    set_population_initial(group, module, experiment.initial_arrays)
 
 
 def build_network(module, experiment, method, modules=None):
@@ -265,8 +249,9 @@ def build_drawn_network(modules, experiment, method):
 
 
 def set_population_initial(group, module, arrays):
-    """Initial values of one population: v and given states first, gates without one at their steady
-    state at those (as set_initial does for a single population)."""
+    """Initial values of one population (state -> array, or None for a gate at its steady state): v
+    first, the cell's own concentrations, gates without a value at their steady state at those, then
+    the given states."""
     import brian2 as b2
     group.v = np.asarray(arrays["v"]) * b2.volt
     given, steady = {}, []
