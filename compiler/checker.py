@@ -990,29 +990,22 @@ def _check_initial(cell: ast.Cell, channels: list[ir.Channel], leak) -> tuple[ir
 
 # ---- files and imports ---------------------------------------------------------------------
 
+def _register(table: dict, node, what: str):
+    """A named definition (channel, synapse, cell) into its table; a second one of the name is an error."""
+    _check_length(node.name, node.loc, what)
+    if node.name in table:
+        first = table[node.name].loc
+        raise error_at(node.loc, f"duplicate {what} '{node.name}'",
+                       f"first defined at {first.source.path}:{first.line}:{first.column}")
+    table[node.name] = node
+
+
 def _collect(module: ast.Module, seen_files: dict, chain: tuple, out_channels: dict, out_cells: dict,
              out_synapses: dict):
-    for syn in module.synapses:
-        _check_length(syn.name, syn.loc, "synapse")
-        if syn.name in out_synapses:
-            first = out_synapses[syn.name].loc
-            raise error_at(syn.loc, f"duplicate synapse '{syn.name}'",
-                           f"first defined at {first.source.path}:{first.line}:{first.column}")
-        out_synapses[syn.name] = syn
-    for channel in module.channels:
-        _check_length(channel.name, channel.loc, "channel")
-        if channel.name in out_channels:
-            first = out_channels[channel.name][0].loc
-            raise error_at(channel.loc, f"duplicate channel '{channel.name}'",
-                           f"first defined at {first.source.path}:{first.line}:{first.column}")
-        out_channels[channel.name] = (channel, None)
-    for cell in module.cells:
-        _check_length(cell.name, cell.loc, "cell")
-        if cell.name in out_cells:
-            first = out_cells[cell.name].loc
-            raise error_at(cell.loc, f"duplicate cell '{cell.name}'",
-                           f"first defined at {first.source.path}:{first.line}:{first.column}")
-        out_cells[cell.name] = cell
+    for table, nodes, what in ((out_synapses, module.synapses, "synapse"), (out_channels, module.channels, "channel"),
+                               (out_cells, module.cells, "cell")):
+        for node in nodes:
+            _register(table, node, what)
     base = Path(module.source.path).parent
     for imp in module.imports:
         try:
@@ -1038,7 +1031,7 @@ def compile_module(module: ast.Module) -> ir.Model:
     main = str(Path(module.source.path).resolve()) if module.source.path != "<string>" else "<string>"
     _collect(module, seen_files, (main,), raw_channels, raw_cells, raw_synapses)
     sources = (module.source.path,) + tuple(seen_files)
-    checked = {name: (node, check_channel(node)) for name, (node, _) in raw_channels.items()}
+    checked = {name: (node, check_channel(node)) for name, node in raw_channels.items()}
     synapses = {name: check_synapse(node) for name, node in raw_synapses.items()}
     cells = tuple(check_cell(c, checked, module.source.path, sources, synapses) for c in raw_cells.values())
     return ir.Model(module.source.path, tuple(ch for _, ch in checked.values()), cells, tuple(synapses.values()))
