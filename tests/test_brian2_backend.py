@@ -134,3 +134,20 @@ def test_against_fine_step_reference(module):
     coarse, fine = run(0.01 * b2.ms), run(0.001 * b2.ms)
     assert len(coarse) == len(fine) > 10
     assert np.max(np.abs(coarse - fine)) <= 0.05e-3
+
+
+def test_initial_values_follow_the_experiment(module):
+    """A gate the experiment puts at its steady state (None) starts there at its neuron's v, even
+    where the cell's own initial block gives it a value; a given value is kept; a state the
+    experiment does not name keeps the cell's value (NaF.h = 1 in the Kenyon cell)."""
+    import brian2 as b2
+    from hhc.backends.brian2.network import set_population_initial
+    b2.start_scope()
+    group = module.build_neurons(2, method="rk4", dt=0.01 * b2.ms)
+    v = np.array([-65.0, -58.0])
+    arrays = {"v": v * 1e-3, "m_NaF": None, "h_KA": None, "m_Kv": np.array([0.25, 0.5])}
+    set_population_initial(group, module, arrays)
+    assert np.asarray(group.m_NaF[:]) == pytest.approx(SEED_FORMULAS["m_NaF_inf"](v), rel=1e-12)
+    assert np.asarray(group.h_KA[:]) == pytest.approx(SEED_FORMULAS["h_KA_inf"](v), rel=1e-12)
+    assert list(group.m_Kv[:]) == [0.25, 0.5]
+    assert list(group.h_NaF[:]) == [1.0, 1.0]

@@ -256,13 +256,15 @@ def set_population_initial(group, module, arrays):
     group.v = np.asarray(arrays["v"]) * b2.volt
     given, steady = {}, []
     for state in module.STATES[1:]:
-        values = arrays.get(state)
-        if values is not None:
-            given[state] = values
+        if state in arrays:                    # the experiment's word: None means "at its steady state"
+            if arrays[state] is None:
+                steady.append(state)
+            else:
+                given[state] = arrays[state]
         elif module.INITIAL_VALUES.get(state, "").endswith("_inf") or state not in module.INITIAL_VALUES:
             steady.append(state)
     for state, value in module.INITIAL_VALUES.items():
-        if state != "v" and not value.endswith("_inf") and state not in given:
+        if state != "v" and not value.endswith("_inf") and state not in given and state not in steady:
             setattr(group, state, value)
     for state in steady:
         setattr(group, state, f"{state}_inf")
