@@ -1,6 +1,7 @@
 """The NeuroML2 corpus (tests/data/nml_corpus/), imported, on every target: every file compiles for
 brian2, nest (the NESTML text), pynn and neuroml (or is refused with the standard error); the imported
-cells agree with hhc's reference on Brian2 within `hhc compare`'s defaults."""
+cells agree with hhc's reference on Brian2 and on NEURON (through hhc's NeuroML export) within
+`hhc compare`'s defaults."""
 from __future__ import annotations
 
 import pytest
@@ -24,7 +25,7 @@ TARGETS = ("brian2", "nest", "pynn", "neuroml")
 # What a target cannot express, refused with the standard error (never dropped): NeuroML's export to
 # NEURON keeps one reversal per ion, so one calcium channel used both with Nernst and a fixed E next to
 # a pool cannot be written.
-REFUSED = {("FixedPoolCell.cell.nml", "neuroml"): "calcium channels with different reversal potentials"}
+REFUSED = {("MixedCaReversal.cell.nml", "neuroml"): "calcium channels with different reversal potentials"}
 
 
 def _imported(path, tmp_path):
@@ -70,10 +71,9 @@ def _cell_needs(model) -> list[str]:
 
 
 @pytest.mark.slow
-# NEURON (through hhc's NeuroML export) is not asserted here yet: on this corpus one cell is refused (Nernst and
-# fixed E on one Ca channel), one fires 3 spikes against the reference's 4 at dt 0.01 ms (first-order fixed
-# step), and jNeuroML's NEURON export fails to parse one custom rate of SomaHH — open work of issue 14.
-@pytest.mark.parametrize("backend", ["brian2"])
+# NEURON (hhc's NeuroML export, jNeuroML's NEURON export, NEURON's fixed implicit Euler) is first order in
+# time: it runs at dt 0.001 ms, Brian2 (rk4) at 0.01 ms
+@pytest.mark.parametrize("backend", ["brian2", pytest.param("neuron", marks=pytest.mark.needs_neuron)])
 @pytest.mark.parametrize("path", CELLS, ids=lambda p: p.name)
 def test_imported_cells_agree_with_the_reference(path, backend, tmp_path):
     chan, model = _imported(path, tmp_path)
@@ -83,12 +83,17 @@ def test_imported_cells_agree_with_the_reference(path, backend, tmp_path):
         pytest.fail(f"{path.name}: the imported cell has no input to drive it")
     # a cell without a spike threshold (NeuroML's spikeThresh is optional) is compared by its v trace
     spiking = cell.threshold is not None
-    exp = write_experiment(tmp_path / "e.toml", model=chan, cell=cell.name, size=1, dt="0.01 ms",
+    exp = write_experiment(tmp_path / "e.toml", model=chan, cell=cell.name, size=1,
+                           dt="0.01 ms" if backend == "brian2" else "0.001 ms",
                            method="rk4", initial=None,
                            protocol=[("50 ms", {inputs[0]: "0 pA"}), ("200 ms", {inputs[0]: "0.2 nA"})],
                            record={"spikes": "all" if spiking else "none"},
                            traces=[] if spiking else [trace(["v"], [0], interval="0.1 ms")],
                            backend=backend)
+    if backend == "neuron" and (path.name, "neuroml") in REFUSED:
+        with pytest.raises(UnsupportedError, match=REFUSED[(path.name, "neuroml")]):
+            run_experiment(exp, out=tmp_path / backend, quiet=True)
+        return
     ours = run_experiment(exp, out=tmp_path / backend, quiet=True)
     ref = reference_run(exp, sample=1, out=tmp_path / "reference", interval=None if spiking else 1e-4)
     if not spiking:

@@ -107,7 +107,7 @@ def test_ca_dependent_rates_read_cai_and_the_pool_follows_neuroml():
 
 
 def test_a_channel_with_nernst_and_fixed_reversal_becomes_two_channels():
-    imported, model = _compiled("FixedPoolCell.cell.nml")
+    imported, model = _compiled("MixedCaReversal.cell.nml")
     cell = model.cells[0]
     names = {c.name: c.nernst for c in cell.channels}
     assert names["CaT_nernst_ca"] == "ca" and names["CaT"] is None

@@ -245,6 +245,18 @@ class LemsPrinter(StrPrinter):
     def _print_Or(self, expr):
         return " .or. ".join(f"({self._print(a)})" for a in expr.args)
 
+    def _print_Not(self, expr):
+        # LEMS conditions have no negation: push it into the relations (not (a and b) -> a' or b')
+        pushed = sympy.logic.boolalg.to_nnf(expr)
+        if isinstance(pushed, sympy.Not):
+            unsupported("neuroml", f"the condition {expr} (LEMS conditions cannot negate it)")
+        return self._print(pushed)
+
+    def _print_Abs(self, expr):
+        # not abs(): jNeuroML's NEURON export copies it into the mod file, where NMODL takes it for
+        # a user function
+        return f"sqrt(({self._print(expr.args[0])})^(2))"
+
     def _print_Piecewise(self, expr):
         unsupported("neuroml", f"a piecewise expression inside a function ({expr})",
                     hint="write the condition around the whole rate")
@@ -288,15 +300,18 @@ def _lems_inputs(expr: sympy.Expr):
 def _exclusive_cases(pw: sympy.Piecewise) -> list[tuple[sympy.Expr, object]]:
     """(value, condition or None) of a Piecewise with conditions that exclude one another (each also
     says that none before it holds), so the Cases mean the same whatever order a tool tries them in;
-    the last (`else`) case has no condition."""
+    conditions are conjunctions (an `or` becomes several Cases); the last (`else`) case has none."""
     cases, before = [], []
     for value, cond in pw.args:
         if cond == sympy.true:
             cases.append((value, None))
             break
         exclusive = sympy.And(cond, *[sympy.Not(c) for c in before])
-        if exclusive != sympy.false:        # (a branch no v reaches is left out)
-            cases.append((value, exclusive))
+        # one Case per disjunct: jNeuroML's NEURON export does not translate `.or.` (it writes it
+        # into the mod file as is); overlapping disjuncts carry the same value
+        for term in sympy.Or.make_args(sympy.to_dnf(exclusive)):
+            if term != sympy.false:        # (a branch no v reaches is left out)
+                cases.append((value, term))
         before.append(cond)
     else:
         unsupported("neuroml", f"a piecewise expression without an else branch ({pw})")
