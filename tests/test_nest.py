@@ -308,11 +308,13 @@ def test_pynn_example_same_counts_and_v_on_nest_and_brian2():
 
 @pytest.mark.needs_nest
 @pytest.mark.slow
-def test_traces_cover_the_whole_protocol(tmp_path):
+def test_traces_cover_the_whole_protocol(tmp_path, monkeypatch):
     """NEST delivers a multimeter's last min_delay of samples only after a later step; hhc runs
-    past the end so no sample of the protocol is lost (and none after it is kept)."""
+    past the end so no sample of the protocol is lost (and none after it is kept). The result folder
+    is given relative to the working directory, as `hhc run exp.toml --out out` does."""
     exp = _experiment(tmp_path, "tr", 2, "30 ms", traces=True)
-    res = load_results(run_experiment(exp, out=tmp_path / "out", backend="nest", quiet=True))
+    monkeypatch.chdir(tmp_path)
+    res = load_results(run_experiment(exp, out=Path("out"), backend="nest", quiet=True))
     t, _, v = res.trace("v")
     assert t.max() <= 0.050 + 1e-9
     assert t.max() >= 0.050 - 0.1e-3 - 1e-9        # the last sample interval is there

@@ -151,7 +151,7 @@ def run_nest_network(cell: ir.Cell, experiment, out_dir: Path, progress=None) ->
             modules[key] = build_module(c, variant, python=python)
     build_time = time.perf_counter() - t_build
 
-    work = out_dir / "nest"
+    work = (out_dir / "nest").resolve()     # the script runs in work: every path it is given is absolute
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     spec, arrays, var_scale = network_spec(cell, experiment, work, variant, modules)

@@ -104,7 +104,7 @@ def run_nest(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResu
     built = build_module(cell, variant, python=python)
     build_time = time.perf_counter() - t_build
 
-    work = out_dir / "nest"
+    work = (out_dir / "nest").resolve()     # the script runs in work: every path it is given is absolute
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     dt_ms = experiment.dt * 1e3
