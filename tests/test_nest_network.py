@@ -198,16 +198,60 @@ def test_nestml_model_has_a_spike_port_and_jumps_per_synapse():
     assert "g_AMPA' = " in rkf and "recordable inline I_GABA pA = " in rkf
 
 
-def test_noise_is_refused_naming_it(tmp_path):
+def test_nestml_noise_is_an_exact_ou_step_added_to_its_input():
     from hhc.backends.base import UnsupportedError
-    from hhc.backends.nest.network import run_nest_network
-    path = write_experiment(
-        tmp_path / "noisy.toml", model=NET, size=3, initial=None, method="rk4",
-        population={"name": "E", "noise": {"input": "Iapp", "mean": "0 pA", "sigma": "2 pA", "tau": "5 ms"}},
-        network={"sources": {"P": {"kind": "poisson", "size": 2, "rate": "10 Hz"}},
-                 "projections": [{"source": "P", "target": "E", "synapse": "AMPA", "rule": "all_to_all",
-                                  "weight": "1 nS", "delay": "1 ms"}]},
-        protocol=[phase("10 ms")])
-    exp, cell, _ = prepare(path, choose_auto=False)
-    with pytest.raises(UnsupportedError, match="noise .*population E.* is not supported by target nest"):
-        run_nest_network(cell, exp, tmp_path / "run")
+    from hhc.backends.nest.nestml import nestml_text
+    from hhc.compiler import load_model
+    cell = next(c for c in load_model(NET).cells if c.name == "HH")
+    text = nestml_text(cell, "rk2", noise_input="Iapp")
+    assert "model hh_rk2_ou:" in text
+    assert "I_noise pA = 0 pA" in text
+    assert "hhc_noise_decay real = exp(-resolution() / hhc_noise_tau)" in text
+    assert "hhc_noise_kick pA = hhc_noise_sigma * (1 - hhc_noise_decay**2)**0.5" in text
+    # advanced before the neuron's step, then added to the input for that step
+    ou = text.index("I_noise = hhc_noise_mean + (I_noise - hhc_noise_mean) * hhc_noise_decay + "
+                    "hhc_noise_kick * random_normal(0, 1)")
+    assert ou < text.index("p_Iapp real = (Iapp + I_noise) / (1 pA)")
+    assert "I_noise" not in nestml_text(cell, "rk2")
+    with pytest.raises(UnsupportedError, match="noise with the rkf45 integrator"):
+        nestml_text(cell, "rkf45", noise_input="Iapp")
+
+
+def _noisy(tmp_path, backend, seed, name):
+    """40 HH cells driven by Ornstein-Uhlenbeck noise only (mean 0, sigma 5 pA, tau 5 ms: v fluctuates
+    a few mV below threshold); one negligible synaptic event makes it a network."""
+    be = {"name": backend} if backend == "nest" else {"name": backend, "device": "runtime"}
+    return write_experiment(
+        tmp_path / f"{name}.toml", model=NET, cell="HH", size=40, dt="0.01 ms", method="rk2", seed=seed,
+        initial={"v": "-65 mV"},
+        population={"name": "E", "noise": {"input": "Iapp", "mean": "0 pA", "sigma": "5 pA", "tau": "5 ms"}},
+        network={"sources": {"S": {"kind": "spike_times", "times": [[5.0]]}},
+                 "projections": [{"source": "S", "target": "E", "synapse": "AMPA", "rule": "all_to_all",
+                                  "weight": "0.001 nS", "delay": "1 ms"}]},
+        protocol=[phase("400 ms", {"Iapp": "0 pA"})], record={"spikes": "all"},
+        traces=[trace(["v"], list(range(40)), interval="0.1 ms")], backend=be)
+
+
+@pytest.mark.slow
+def test_noise_on_nest_matches_brian2_statistically_and_repeats_with_its_seed(tmp_path):
+    """The noise's random numbers differ between simulators, so runs are compared by the statistics of
+    v (after 50 ms, the noise being stationary from the start): its mean and standard deviation
+    pooled over 40 neurons x 350 ms (~40 x 35 independent samples, so the std is known to a few %)."""
+    runs = {}
+    for name, backend, seed in (("nest_a", "nest", 1), ("nest_b", "nest", 1), ("nest_c", "nest", 2),
+                                ("brian2", "brian2", 1)):
+        path = _noisy(tmp_path, backend, seed, name)
+        runs[name] = load_results(run_experiment(path, out=tmp_path / name, quiet=True, choose_auto=False))
+    stats = {}
+    for name, r in runs.items():
+        t, _, v = r.trace("v")
+        v = np.asarray(v)[t >= 0.05] * 1e3
+        stats[name] = (v.mean(), v.std())
+    np.testing.assert_array_equal(runs["nest_a"].trace("v")[2], runs["nest_b"].trace("v")[2])
+    assert not np.array_equal(runs["nest_a"].trace("v")[2], runs["nest_c"].trace("v")[2])
+    mean_n, std_n = stats["nest_a"]
+    mean_b, std_b = stats["brian2"]
+    print(f"v mean/std (mV): nest {mean_n:.3f}/{std_n:.3f}, brian2 {mean_b:.3f}/{std_b:.3f}")
+    assert std_b > 0.5                                   # the noise moves v (a quiet cell's std is ~0)
+    assert abs(std_n - std_b) <= 0.1 * std_b
+    assert abs(mean_n - mean_b) <= 0.2 * std_b

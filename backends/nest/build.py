@@ -69,12 +69,13 @@ class BuiltModule:
         return self.lib_dir / f"{self.module}.so"
 
 
-def build_module(cell: ir.Cell, variant: str = "rk4", python: str | None = None, log=None) -> BuiltModule:
+def build_module(cell: ir.Cell, variant: str = "rk4", python: str | None = None, log=None,
+                 noise_input: str | None = None) -> BuiltModule:
     """Generate the NESTML model and build it for the NEST of `python` (default: this venv's),
     cached under ~/.cache/hhc/nest-modules/<hash> (written atomically: built in a temporary
     directory, renamed into place; concurrent builds of one key wait on a lock)."""
     python = python or sys.executable
-    text = nestml_text(cell, variant)
+    text = nestml_text(cell, variant, noise_input)
     ident = nest_identity(python)
     try:
         nestml_version = importlib.metadata.version("nestml")
@@ -82,7 +83,7 @@ def build_module(cell: ir.Cell, variant: str = "rk4", python: str | None = None,
         raise HHCError("NESTML is not installed (pip install nestml==9.0.0, or scripts/setup.sh test)") from None
     key = hashlib.sha256(json.dumps({"model": text, "nest": ident, "nestml": nestml_version,
                                      "shim": _SHIM.read_text(), "build": _BUILD_SCRIPT.read_text()}, sort_keys=True).encode()).hexdigest()[:16]
-    model = model_name(cell, variant)
+    model = model_name(cell, variant, noise_input)
     module = f"hhc_{model}_{key[:8]}_module"
     root = cache_root() / "nest-modules"
     final = root / key

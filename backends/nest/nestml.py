@@ -318,8 +318,28 @@ def _jump_lines(cell: ir.Cell) -> tuple[list[str], list[str]]:
     return internals, blocks
 
 
-def model_name(cell: ir.Cell, variant: str) -> str:
-    return f"{cell.name.lower()}_{variant}"
+def model_name(cell: ir.Cell, variant: str, noise_input: str | None = None) -> str:
+    return f"{cell.name.lower()}_{variant}" + ("_ou" if noise_input else "")
+
+
+# The Ornstein-Uhlenbeck current of a noisy population (issue 15), as Brian2 runs it: advanced once per
+# step, before the step, by its exact transition (stationary standard deviation sigma), and added to the
+# input it names. Its parameters are set per population; the random numbers are NEST's (seeded by hhc).
+NOISE_STATE = "I_noise"
+NOISE_PARAMETERS = ("hhc_noise_mean", "hhc_noise_sigma", "hhc_noise_tau")
+
+
+def _noise_lines() -> dict[str, list[str]]:
+    return {
+        "state": [f"{NOISE_STATE} pA = 0 pA    # Ornstein-Uhlenbeck input current"],
+        "parameters": ["# Ornstein-Uhlenbeck noise (set per population by hhc)",
+                       "hhc_noise_mean pA = 0 pA", "hhc_noise_sigma pA = 0 pA", "hhc_noise_tau ms = 5 ms"],
+        "internals": ["hhc_noise_decay real = exp(-resolution() / hhc_noise_tau)",
+                      "hhc_noise_kick pA = hhc_noise_sigma * (1 - hhc_noise_decay**2)**0.5"],   # (NESTML has no sqrt)
+        "update": ["# the noise current's exact Ornstein-Uhlenbeck step, before the neuron's step",
+                   f"{NOISE_STATE} = hhc_noise_mean + ({NOISE_STATE} - hhc_noise_mean) * hhc_noise_decay"
+                   f" + hhc_noise_kick * random_normal(0, 1)"],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,14 +498,22 @@ def _equation_lines(cell: ir.Cell) -> list[str]:
     return out
 
 
-def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
+def nestml_text(cell: ir.Cell, variant: str = "rk4", noise_input: str | None = None) -> str:
+    """The cell as a NESTML model integrated by `variant`; with noise_input, an Ornstein-Uhlenbeck
+    current is added to that input (fixed-step variants only)."""
     if variant not in VARIANTS:
         raise HHCError(f"unknown NEST integrator '{variant}' (known: {', '.join(VARIANTS)})")
-    name = model_name(cell, variant)
+    if noise_input is not None:
+        if variant not in FIXED_STEP:
+            unsupported("nest", f"noise with the {variant} integrator", hint="use one of hhc's fixed-step methods")
+        if not any(i.name == noise_input and i.dimension == units.CURRENT for i in cell.inputs):
+            raise HHCError(f"cell {cell.name} has no current input {noise_input} for the noise")
+    noise = _noise_lines() if noise_input is not None else {}
+    name = model_name(cell, variant, noise_input)
     v0 = cell.initial_value("v")
     v0_value = v0.value if v0 is not None and v0.value is not None else sympy.Integer(-65) * units.unit_symbol("mV")
     out = _header(cell, variant) + [f"model {name}:", "    state:"]
-    out += ["        " + line for line in _state_lines(cell, variant, v0_value)]
+    out += ["        " + line for line in _state_lines(cell, variant, v0_value) + noise.get("state", [])]
     out.append("")
     if variant == "rkf45":
         out.append("    equations:")
@@ -504,8 +532,10 @@ def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
         out.append(f"        {nest_name(inp.name)} {nestml_unit(inp.dimension)} = {zero}    # input, set by the protocol")
     th = cell.threshold if cell.threshold is not None else sympy.Integer(10 ** 6) * units.unit_symbol("mV")
     out.append(f"        V_th mV = {quantity(th, units.VOLTAGE)}    # spike: v rises above V_th")
+    out += ["        " + line for line in noise.get("parameters", [])]
     out.append("")
     internals, on_receive = _jump_lines(cell)
+    internals += noise.get("internals", [])
     if internals:
         out.append("    internals:")
         out += ["        " + line for line in internals]
@@ -519,10 +549,11 @@ def nestml_text(cell: ir.Cell, variant: str = "rk4") -> str:
     out.append("")
     out.append("    update:")
     out.append("        V_m_old = V_m")
+    out += ["        " + line for line in noise.get("update", [])]
     if variant == "rkf45":
         out.append("        integrate_odes()")
     else:
-        out += ["        " + line for line in _update_lines(cell, variant)]
+        out += ["        " + line for line in _update_lines(cell, variant, noise_input)]
     out.append("")
     out += on_receive
     out.append("    onCondition(V_m_old <= V_th and V_m > V_th):")
@@ -734,8 +765,9 @@ class _RhsProgram:
         return lines
 
 
-def _update_lines(cell: ir.Cell, method: str) -> list[str]:
-    """One step of a fixed-step method over plain numbers in NEST units (the NESTML update block)."""
+def _update_lines(cell: ir.Cell, method: str, noise_input: str | None = None) -> list[str]:
+    """One step of a fixed-step method over plain numbers in NEST units (the NESTML update block); the
+    noise current, if any, is added to its input for the step."""
     program = _RhsProgram(cell, rates=method == "exponential_euler")
     printer = PlainPrinter()
     states = program.states
@@ -745,7 +777,8 @@ def _update_lines(cell: ir.Cell, method: str) -> list[str]:
              "h real = resolution() / (1 ms)"]
     for q in list(cell.parameters) + list(cell.inputs):
         divisor = _unit_divisor(q.dimension)
-        lines.append(f"p_{nest_name(q.name)} real = {nest_name(q.name)}" + ("" if divisor == "1" else f" / {divisor}"))
+        value = f"({nest_name(q.name)} + {NOISE_STATE})" if q.name == noise_input else nest_name(q.name)
+        lines.append(f"p_{nest_name(q.name)} real = {value}" + ("" if divisor == "1" else f" / {divisor}"))
     for s in states:
         divisor = one_unit(cell.state_dimension(s))
         lines.append(f"y_{names[s]} real = {names[s]}" + ("" if divisor == "1" else f" / {divisor}"))

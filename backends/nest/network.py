@@ -32,7 +32,7 @@ from hhc.compiler.errors import HHCError
 from ..base import unsupported
 from ..results import RunResult
 from .build import SCRIPTS, build_module
-from .nestml import FIXED_STEP, _variant, nest_name, nest_scale, nestml_text, spike_port
+from .nestml import FIXED_STEP, NOISE_STATE, _variant, nest_name, nest_scale, nestml_text, spike_port
 from .run import _gather, _mpi_nest_python, initial_values, launch, trace_specs
 
 NETWORK_SCRIPT = SCRIPTS / "network_rank.py"
@@ -75,7 +75,17 @@ def network_spec(cell: ir.Cell, experiment, work: Path, variant: str, modules: d
             key = f"p{k}_p_{pname}"
             arrays[key] = np.broadcast_to(np.asarray(values, dtype=float), (n,)) * _si_to_nest(by_name[pname].dimension)
             params[nest_name(pname)] = key
-        models[name] = modules[_key(c, variant)].model
+        noise = _noise(net, name)
+        if noise is not None:
+            # the noise's settings (NEST units: pA, ms) and a stationary start drawn by hhc from the seed
+            for pname, value in (("hhc_noise_mean", noise["mean"] * 1e12), ("hhc_noise_sigma", noise["sigma"] * 1e12),
+                                 ("hhc_noise_tau", noise["tau"] * 1e3)):
+                arrays[f"p{k}_p_{pname}"] = np.full(n, float(value))
+                params[pname] = f"p{k}_p_{pname}"
+            start = np.random.default_rng([experiment.seed, 7, k]).standard_normal(n)
+            arrays[f"p{k}_s_{NOISE_STATE}"] = (noise["mean"] + noise["sigma"] * start) * 1e12
+            states[NOISE_STATE] = f"p{k}_s_{NOISE_STATE}"
+        models[name] = modules[_key(c, variant, _noise_input(net, name))].model
         populations.append({"name": name, "model": models[name], "n": n, "offset": offsets[name],
                             "states": states, "parameters": params})
     sources = []
@@ -117,23 +127,29 @@ def network_spec(cell: ir.Cell, experiment, work: Path, variant: str, modules: d
             "dt_ms": dt_ms, "threads": int(experiment.backend.threads or 1), "delays_ms": delays,
             "data": str(work / "network.npz"), "main": net.spec.main, "populations": populations,
             "sources": sources, "projections": projections, "phases": phases, "spikes": spikes,
-            "traces": traces, "out": str(work), "chunk_steps": max(100, min(10000, total_steps // 200 or 1)),
+            "traces": traces, "out": str(work), "seed": int(experiment.seed), "chunk_steps": max(100, min(10000, total_steps // 200 or 1)),
             "check_finite": variant in FIXED_STEP,
             "dump_edges": os.environ.get("HHC_NEST_EDGES") == "1"}
     return spec, arrays, var_scale
 
 
-def _key(cell: ir.Cell, variant: str) -> str:
-    return nestml_text(cell, variant)
+def _key(cell: ir.Cell, variant: str, noise_input: str | None = None) -> str:
+    return nestml_text(cell, variant, noise_input)
+
+
+def _noise(net, population: str) -> dict | None:
+    if population == net.spec.main:
+        return net.spec.main_noise
+    return next(p.noise for p in net.spec.populations if p.name == population)
+
+
+def _noise_input(net, population: str) -> str | None:
+    noise = _noise(net, population)
+    return None if noise is None else noise["input"]
 
 
 def run_nest_network(cell: ir.Cell, experiment, out_dir: Path, progress=None) -> RunResult:
     net = experiment.drawn
-    noisy = [name for name, noise in [(net.spec.main, net.spec.main_noise)] +
-             [(p.name, p.noise) for p in net.spec.populations] if noise is not None]
-    if noisy:
-        unsupported("nest", f"noise (the Ornstein-Uhlenbeck current of population {noisy[0]})",
-                    hint="run noisy networks on brian2")
     variant = _variant(experiment.method)
     use_mpi = bool(experiment.backend.mpi and experiment.backend.mpi > 1) or bool(experiment.backend.launcher)
     python = _mpi_nest_python(experiment) if use_mpi else sys.executable
@@ -141,14 +157,14 @@ def run_nest_network(cell: ir.Cell, experiment, out_dir: Path, progress=None) ->
     modules, names = {}, {}
     for name in net.populations:
         c = net.cells[name]
-        key = _key(c, variant)
+        key = _key(c, variant, _noise_input(net, name))
         if key not in modules:
             other = names.get(c.name)
             if other is not None:
                 unsupported("nest", f"two different cells named {c.name} in one network",
                             hint="rename one of them: NEST models are named after the cell")
             names[c.name] = key
-            modules[key] = build_module(c, variant, python=python)
+            modules[key] = build_module(c, variant, python=python, noise_input=_noise_input(net, name))
     build_time = time.perf_counter() - t_build
 
     work = (out_dir / "nest").resolve()     # the script runs in work: every path it is given is absolute

@@ -10,7 +10,8 @@ os.environ["LD_LIBRARY_PATH"] = ":".join(spec["lib_dirs"] + [os.environ.get("LD_
 import nest
 nest.verbosity = nest.VerbosityLevel.ERROR
 nest.ResetKernel()
-kernel = {"resolution": spec["dt_ms"], "local_num_threads": spec["threads"], "print_time": False}
+kernel = {"resolution": spec["dt_ms"], "local_num_threads": spec["threads"], "print_time": False,
+          "rng_seed": spec["seed"] % (2 ** 31 - 2) + 1}     # the noise's random numbers (NEST wants >= 1)
 if spec["delays_ms"]:
     kernel.update({"min_delay": spec["delays_ms"][0], "max_delay": spec["delays_ms"][1]})
 nest.SetKernelStatus(kernel)
