@@ -733,30 +733,24 @@ def _default_initial(cell: ir.Cell, layout: CellLayout) -> tuple[float, dict]:
     return v0, {p.ion: layout.pool_initial(p) for p in layout.pools}
 
 
-def cell_document(cell: ir.Cell, initial_v: float | None = None, pool_initial: dict | None = None) -> str:
-    layout = CellLayout(cell)
-    fixed = [iv.state for iv in cell.initial
-             if iv.state != "v" and iv.value is not None and iv.state not in {p.state for p in cell.pools}]
-    what = f"NeuroML2 model of cell {cell.name}."
-    if fixed:
-        what += (f" NeuroML starts every gate at its steady state: the initial values the .chan file gives "
-                 f"{', '.join(fixed)} are not expressed here.")
-    if cell.temperature is not None:
-        what += (f" Temperature {nml_number(_si(cell.temperature.value))} degC: NeuroML sets it on the network "
-                 f"(networkWithTemperature), which the network document does.")
-    out = _header(f"{layout.id}_doc", cell, what)
+def cell_definitions(cell: ir.Cell, layout: CellLayout) -> tuple[list[tuple[str, str, list[str]]], list[str]]:
+    """What a document needs besides the <cell> element: its channels and pools as (element kind, id,
+    lines) in the schema's order (passive ionChannel, ionChannelHH, concentration models), and its
+    custom ComponentTypes (texts; they go last)."""
+    blocks: list[tuple[str, str, list[str]]] = []
     types: list[str] = []
     passive = [entry for entry in layout.channels if entry[0].is_passive]
     for ch, cid, _, _, ion in passive:      # <ionChannel> precedes <ionChannelHH> in the schema
         species = f' species="{ch.ion}"' if ion else ""
-        out.append(f'    <ionChannel id="{cid}" type="ionChannelPassive" conductance="10pS"{species}>')
-        out.append(f"        <notes>channel {escape(ch.name)} (passive): current = {escape(str(ch.current))}</notes>")
-        out.append("    </ionChannel>")
+        blocks.append(("ionChannel", cid, [
+            f'    <ionChannel id="{cid}" type="ionChannelPassive" conductance="10pS"{species}>',
+            f"        <notes>channel {escape(ch.name)} (passive): current = {escape(str(ch.current))}</notes>",
+            "    </ionChannel>"]))
     for ch, cid, _, _, ion in layout.channels:
         if ch.is_passive:
             continue
         species = f' species="{ch.ion}"' if ion else ""
-        out.append(f'    <ionChannelHH id="{cid}" conductance="10pS"{species}>')
+        out = [f'    <ionChannelHH id="{cid}" conductance="10pS"{species}>']
         note = f"channel {escape(ch.name)}: current = {escape(str(ch.current))}"
         if cid in layout.vshift:
             note += "; placed with vshift: its gates read v - vShift (channelDensityVShift)"
@@ -769,12 +763,31 @@ def cell_document(cell: ir.Cell, initial_v: float | None = None, pool_initial: d
         for g in gates:
             out.extend(_gate_xml(cell, ch, g, types, generic, cid in layout.folded_vshift))
         out.append("    </ionChannelHH>")
+        blocks.append(("ionChannelHH", cid, out))
     if layout.leak is not None:
-        out.append(f'    <ionChannelHH id="{layout.leak_id}" conductance="10pS">')
-        out.append("        <notes>leak</notes>")
-        out.append("    </ionChannelHH>")
+        blocks.append(("ionChannelHH", layout.leak_id, [f'    <ionChannelHH id="{layout.leak_id}" conductance="10pS">',
+                                                         "        <notes>leak</notes>",
+                                                         "    </ionChannelHH>"]))
     for pool in layout.pools:
-        out.extend(_pool_xml(layout, pool))
+        blocks.append(("pool", layout.pool_ids[pool.ion], _pool_xml(layout, pool)))
+    return blocks, types
+
+
+def cell_document(cell: ir.Cell, initial_v: float | None = None, pool_initial: dict | None = None) -> str:
+    layout = CellLayout(cell)
+    fixed = [iv.state for iv in cell.initial
+             if iv.state != "v" and iv.value is not None and iv.state not in {p.state for p in cell.pools}]
+    what = f"NeuroML2 model of cell {cell.name}."
+    if fixed:
+        what += (f" NeuroML starts every gate at its steady state: the initial values the .chan file gives "
+                 f"{', '.join(fixed)} are not expressed here.")
+    if cell.temperature is not None:
+        what += (f" Temperature {nml_number(_si(cell.temperature.value))} degC: NeuroML sets it on the network "
+                 f"(networkWithTemperature), which the network document does.")
+    out = _header(f"{layout.id}_doc", cell, what)
+    blocks, types = cell_definitions(cell, layout)
+    for _, _, lines in blocks:
+        out.extend(lines)
     v0, pools0 = _default_initial(cell, layout)
     if initial_v is not None:
         v0 = initial_v

@@ -9,8 +9,8 @@ from hhc.compiler import ir
 
 from ..base import Backend, Capabilities, EmitOptions
 from ..results import RunResult
-from .generate import emit_documents
-from .lems_run import MAX_NEURONS, pyneuroml_missing, read_results, run_tool, tool, write_lems
+from .lems_run import MAX_NEURONS, check_size, pyneuroml_missing, read_results, run_tool, tool, write_lems
+from .network import experiment_documents
 
 
 class JNeuroMLBackend(Backend):
@@ -18,16 +18,18 @@ class JNeuroMLBackend(Backend):
     description = "LEMS run by the jNeuroML shipped in pyNeuroML (forward Euler; small populations)"
     # forward Euler: compared with the reference at dt <= 0.001 ms
     capabilities = Capabilities(default_method="euler", max_neurons=MAX_NEURONS,
-                                validate_dt=1e-6, fixed_step_order=1)   # jLEMS: forward Euler
+                                validate_dt=1e-6, fixed_step_order=1,   # jLEMS: forward Euler
+                                networks=True)
 
     def emit(self, cell: ir.Cell, options: EmitOptions) -> dict[str, str]:
-        return emit_documents(cell, options)
+        return experiment_documents(cell, options)
 
     @classmethod
     def unavailable_reason(cls):
         return pyneuroml_missing()
 
     def run(self, cell, experiment, out_dir: Path, progress=None) -> RunResult:
+        check_size(self.name, experiment)
         lems = write_lems(cell, experiment, out_dir)
         if experiment.method not in ("auto", "euler"):
             print(f"note: jNeuroML integrates with forward Euler; method {experiment.method} is ignored",

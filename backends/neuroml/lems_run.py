@@ -11,9 +11,10 @@ import numpy as np
 
 from hhc.compiler.errors import HHCError
 
-from ..base import EmitOptions
+from ..base import EmitOptions, unsupported
 from ..results import RunResult, TraceGroup
-from .generate import CellLayout, _trace_quantity, emit_documents, initial_gate_warnings, lems_filename
+from .generate import CellLayout, _trace_quantity, initial_gate_warnings, lems_filename
+from .network import experiment_documents, network_cells, network_gate_warnings, network_size
 
 # the jLEMS interpreter is a reference, not a workhorse; both write one explicitInput and one event
 # selection per neuron
@@ -71,12 +72,26 @@ def read_traces(cell, experiment, out_dir: Path) -> list[TraceGroup]:
     return groups
 
 
+def run_cells(cell, experiment) -> list:
+    """The cells a run simulates: the experiment's, or every population's of a network."""
+    return [cell] if experiment.drawn is None else network_cells(experiment)
+
+
+def check_size(target: str, experiment) -> None:
+    """Refuse a network with more neurons than the runners take (one population is checked before
+    the run by Capabilities.max_neurons)."""
+    if experiment.drawn is not None and network_size(experiment) > MAX_NEURONS:
+        unsupported(target, f"a network of {network_size(experiment):,} neurons (at most {MAX_NEURONS:,})")
+
+
 def write_lems(cell, experiment, out_dir: Path) -> Path:
     """The run's NeuroML and LEMS files in out_dir; returns the LEMS file."""
-    for w in initial_gate_warnings(cell, experiment):
+    warnings = (initial_gate_warnings(cell, experiment) if experiment.drawn is None
+                else network_gate_warnings(experiment))
+    for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in emit_documents(cell, EmitOptions(experiment=experiment, out_dir=out_dir)).items():
+    for name, text in experiment_documents(cell, EmitOptions(experiment=experiment, out_dir=out_dir)).items():
         (out_dir / name).write_text(text)
     return out_dir / lems_filename(cell)
 
