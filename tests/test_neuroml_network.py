@@ -45,9 +45,10 @@ PSP_TOL = 0.2e-6
 
 
 def _net_experiment(tmp_path, backend="jneuroml", name="net.toml"):
-    """small_network at dt 0.001 ms (both NeuroML runners are first order), v recorded."""
+    """small_network for 80 ms (jNeuroML takes ~1.5 s per ms of it) at dt 0.001 ms (both NeuroML runners are
+    first order), v recorded."""
     path = small_network(tmp_path, backend=backend, method="DOP853" if backend == "reference" else "euler",
-                         variables=("v",), name=name)
+                         variables=("v",), name=name, duration="80 ms")
     if backend != "reference":
         path.write_text(path.read_text().replace('dt = "0.01 ms"', 'dt = "0.001 ms"'))
     return path
@@ -248,7 +249,7 @@ def _agrees_spike_by_spike(ref, run):
     assert run.meta["populations"]["I"] == {"cell": "HH", "offset": 20, "size": 5}
     for low, high in ((0, 20), (20, 25)):            # the same count per population
         assert np.sum((run.spike_i >= low) & (run.spike_i < high)) == np.sum((ref.spike_i >= low) & (ref.spike_i < high))
-    assert len(ref.spike_i) > 40 and np.any(ref.spike_i >= 20)
+    assert len(ref.spike_i) > 30 and np.any(ref.spike_i >= 20)
     oa, ob = np.lexsort((ref.spike_t, ref.spike_i)), np.lexsort((run.spike_t, run.spike_i))    # by neuron, then time
     np.testing.assert_array_equal(ref.spike_i[oa], run.spike_i[ob])
     worst = np.abs(ref.spike_t[oa] - run.spike_t[ob]).max()
