@@ -38,14 +38,19 @@ def install_location(variable: str) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """HHC_CACHE points at a folder of this test session (builds are shared between the session's
-    tests, never with the user's ~/.cache/hhc); the cuda and MPI-NEST venvs, installs rather than
+    """HHC_CACHE points at a folder of this test run (builds are shared between the run's tests, and
+    its workers under pytest-xdist, never with the user's ~/.cache/hhc); the cuda and MPI-NEST venvs, installs rather than
     build caches, are still found where setup put them."""
     names = ["HHC_CACHE", *INSTALLS]
     saved = {name: os.environ.get(name) for name in names}
     for variable in INSTALLS:
         os.environ[variable] = str(install_location(variable))
-    cache = tmp_path_factory.mktemp("hhc-cache")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # `pytest -n N`: the workers of one run share one cache (builds wait on each other's locks)
+        cache = tmp_path_factory.getbasetemp().parent / "hhc-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("hhc-cache")
     os.environ["HHC_CACHE"] = str(cache)
     try:
         yield cache

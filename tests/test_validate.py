@@ -158,27 +158,35 @@ def test_the_kenyon_cell_gets_no_tonic_case_and_the_report_says_why(brian2_repor
     assert "| kenyon_cell:KenyonCell | tonic | no case: not tonic at 3× rheobase: last spike at " in md
 
 
-class _Pair:
-    """What _converging reads of a comparison: the spike differences and per-neuron counts."""
-    def __init__(self, worst, count_diff=0):
-        self.worst = worst
-        self.per_neuron = [type("C", (), {"count_diff": count_diff, "unmatched_a": 0, "unmatched_b": 0})()]
-        self.agree, self.population_failures = False, []
+def _write_spikes(folder, trains):
+    from hhc.backends.results import write_results
+    i = [n for n, times in trains.items() for _ in times]
+    t = [x for times in trains.values() for x in times]
+    write_results(folder, spike_i=i, spike_t=t, meta={"backend": "test"})
+    return folder
 
-    def all_diffs(self):
-        return np.array([self.worst / 3, -self.worst])
+
+def test_same_spike_drift_pairs_the_kth_spikes_beyond_the_matching_window(tmp_path):
+    ref = _write_spikes(tmp_path / "ref", {0: [0.010, 0.050, 0.090], 1: [0.020]})
+    late = _write_spikes(tmp_path / "late", {0: [0.0101, 0.0535, 0.0998], 1: [0.0203]})   # 9.8 ms by the third
+    lost = _write_spikes(tmp_path / "lost", {0: [0.0101, 0.0535], 1: [0.0203]})
+    assert v._same_spike_drift(ref, late) == pytest.approx(9.8e-3)
+    assert v._same_spike_drift(ref, lost) is None
 
 
 @pytest.mark.parametrize("half, expected", [
-    (_Pair(0.5e-3), "converging"),             # halves with dt: integration error, said and not judged
-    (_Pair(1.9e-3), None),                     # does not move: a model mismatch, the FAIL stands
-    (_Pair(0.1e-3), None),                     # falls far faster than first order: not explained by dt
-    (_Pair(0.5e-3, count_diff=1), None),       # a spike lost at dt/2: FAIL stands
+    (0.5e-3, "converging"),             # halves with dt: integration error, said and not judged
+    (1.9e-3, None),                     # does not move: a model mismatch, the FAIL stands
+    (0.1e-3, None),                     # falls far faster than first order: not explained by dt
+    (None, None),                       # a spike lost at dt/2 (counts differ): FAIL stands
 ])
 def test_a_first_order_backend_off_by_its_integration_error_is_told_apart(monkeypatch, tmp_path, half, expected):
-    monkeypatch.setattr(v, "_run_and_compare", lambda *a, **kw: half)
-    message = v._converging(_Pair(1.0e-3), _case(long=False), SQUID, None, "neuron", "neuron", None, 1e-5, "auto",
-                            tmp_path / "run", v.Tolerances(), 1, halvings=1)
+    drift = {"run": 1.0e-3, "run-dt-1": half}
+    monkeypatch.setattr(v, "_same_spike_drift", lambda ref_dir, run_dir: drift[run_dir.name])
+    reruns = []
+    message = v._converging(_case(long=False), "neuron", 1e-5, tmp_path / "run", v.Tolerances(),
+                            lambda step, folder: reruns.append((step, folder.name)), 1, halvings=1)
+    assert reruns == [(0.5e-5, "run-dt-1")]
     if expected is None:
         assert message is None
     else:
