@@ -169,25 +169,27 @@ def _write_spikes(folder, trains):
 def test_same_spike_drift_pairs_the_kth_spikes_beyond_the_matching_window(tmp_path):
     ref = _write_spikes(tmp_path / "ref", {0: [0.010, 0.050, 0.090], 1: [0.020]})
     late = _write_spikes(tmp_path / "late", {0: [0.0101, 0.0535, 0.0998], 1: [0.0203]})   # 9.8 ms by the third
-    lost = _write_spikes(tmp_path / "lost", {0: [0.0101, 0.0535], 1: [0.0203]})
-    assert v._same_spike_drift(ref, late) == pytest.approx(9.8e-3)
-    assert v._same_spike_drift(ref, lost) is None
+    lost = _write_spikes(tmp_path / "lost", {0: [0.0101, 0.0535], 1: [0.0203]})           # the third past the end
+    assert v._same_spike_drift(ref, late) == (pytest.approx(9.8e-3), True)
+    assert v._same_spike_drift(ref, lost) == (pytest.approx(3.5e-3), False)
 
 
-@pytest.mark.parametrize("half, expected", [
-    (0.5e-3, "converging"),             # halves with dt: integration error, said and not judged
-    (1.9e-3, None),                     # does not move: a model mismatch, the FAIL stands
-    (0.1e-3, None),                     # falls far faster than first order: not explained by dt
-    (None, None),                       # a spike lost at dt/2 (counts differ): FAIL stands
+@pytest.mark.parametrize("halves, expected", [
+    ([(0.5e-3, True)], "converging"),                  # halves with dt: integration error, said and not judged
+    ([(1.9e-3, True)], None),                          # does not move: a model mismatch, the FAIL stands
+    ([(0.1e-3, True)], None),                          # falls far faster than first order: not explained by dt
+    ([(0.5e-3, False)], None),                         # converging, but a spike still missing: FAIL stands
+    ([(0.5e-3, False), (0.25e-3, True)], "converging"),    # ... until the counts agree at dt/4
 ])
-def test_a_first_order_backend_off_by_its_integration_error_is_told_apart(monkeypatch, tmp_path, half, expected):
-    drift = {"run": 1.0e-3, "run-dt-1": half}
+def test_a_first_order_backend_off_by_its_integration_error_is_told_apart(monkeypatch, tmp_path, halves, expected):
+    drift = {"run": (1.0e-3, True), **{f"run-dt-{k + 1}": h for k, h in enumerate(halves)}}
     monkeypatch.setattr(v, "_same_spike_drift", lambda ref_dir, run_dir: drift[run_dir.name])
     reruns = []
     message = v._converging(_case(long=False), "neuron", 1e-5, tmp_path / "run", v.Tolerances(),
-                            lambda step, folder: reruns.append((step, folder.name)), 1, halvings=1)
-    assert reruns == [(0.5e-5, "run-dt-1")]
+                            lambda step, folder: reruns.append(folder.name), 1, halvings=len(halves))
+    assert reruns == [f"run-dt-{k + 1}" for k in range(len(halves))]
     if expected is None:
         assert message is None
     else:
-        assert expected in message and "needs dt <= 0.005 ms" in message and "1 ms at dt 0.01 ms" in message
+        assert expected in message and "1 ms at dt 0.01 ms" in message
+        assert "needs dt <= 0.005 ms" in message or "needs dt <= 0.0025 ms" in message

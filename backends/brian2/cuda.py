@@ -298,6 +298,20 @@ def _build_info(result: dict, project: Path, experiment, method: str, **extra) -
     return info
 
 
+def _network_modules(experiment, module_path: Path, out_dir: Path) -> dict | None:
+    """A network's populations' generated modules (the main one at module_path; the others written into
+    out_dir), or None for a single population."""
+    if experiment.drawn is None:
+        return None
+    modules = {experiment.drawn.spec.main: str(module_path)}
+    for pop in experiment.drawn.populations[1:]:
+        pop_cell = experiment.drawn.cells[pop]
+        path = (out_dir / module_filename(pop_cell)).resolve()
+        path.write_text(module_text(pop_cell))
+        modules[pop] = str(path)
+    return modules
+
+
 def emit(cell, options, files: dict) -> dict:
     """`hhc compile --device cuda_standalone`: the brian2cuda project of the cell (of options.experiment,
     else DEFAULT_SIZE neurons for DEFAULT_DURATION) into out_dir/cuda_project, compiled with
@@ -321,7 +335,8 @@ def emit(cell, options, files: dict) -> dict:
         build_dir = _build_dir(files[name], experiment, method, compute_capability(gpus())[0], venv_python(), nvcc)
         print(f"cuda: generating the brian2cuda project and compiling it with nvcc (minutes on first build) "
               f"in {build_dir}", file=sys.stderr, flush=True)
-        result = _drive("build", cell, experiment, method, build_dir, module_path)
+        result = _drive("build", cell, experiment, method, build_dir, module_path,
+                        _network_modules(experiment, module_path, out_dir))
         _copy_project(build_dir, project)
         print(f"cuda: compiled in {result['compile_time_s']:.0f} s"
               f"{' (reused the cached build)' if result['build_reused'] else ''} for compute capability "
@@ -329,7 +344,8 @@ def emit(cell, options, files: dict) -> dict:
               file=sys.stderr, flush=True)
         info = _build_info(result, project, experiment, method, compiled=True, cache_dir=str(build_dir))
     else:
-        result = _drive("generate", cell, experiment, method, project, module_path)
+        result = _drive("generate", cell, experiment, method, project, module_path,
+                        _network_modules(experiment, module_path, out_dir))
         print(f"cuda: generated the brian2cuda project in {project} (not compiled: add --build-only)",
               file=sys.stderr, flush=True)
         info = _build_info(result, project, experiment, method, compiled=False)
@@ -351,14 +367,7 @@ def run(cell, experiment, out_dir: Path, progress=None) -> RunResult:
     build_dir = _build_dir(text, experiment, method, compute_capability(found)[0], python, nvcc)
     print(f"cuda: generating and compiling the brian2cuda project in {build_dir} (nvcc: minutes on first build)",
           file=sys.stderr, flush=True)
-    modules = None
-    if experiment.drawn is not None:      # a network: every population's module, beside the main one
-        modules = {experiment.drawn.spec.main: str(module_path)}
-        for pop in experiment.drawn.populations[1:]:
-            pop_cell = experiment.drawn.cells[pop]
-            path = (out_dir / module_filename(pop_cell)).resolve()
-            path.write_text(module_text(pop_cell))
-            modules[pop] = str(path)
+    modules = _network_modules(experiment, module_path, out_dir)
     result = _drive("run" if found else "build", cell, experiment, method, build_dir, module_path, modules)
     if not found:
         project = _copy_project(build_dir, out_dir / PROJECT)

@@ -184,6 +184,9 @@ def build_drawn_network(modules, experiment, method):
     net = experiment.drawn
     spec = net.spec
     dt = experiment.dt * b2.second
+    # every group, source and synapse on Brian2's defaultclock: brian2cuda's synapse code reads
+    # `defaultclock`, which it only defines when something runs on it
+    b2.defaultclock.dt = dt
     groups, objects = {}, []
     for pop in net.populations:
         module = modules[pop]
@@ -192,7 +195,7 @@ def build_drawn_network(modules, experiment, method):
         ns = {k: v for k, v in module.NAMESPACE.items() if k not in params}
         eqs = network_equations(module, net.cells[pop], tuple(params), noise)
         group = b2.NeuronGroup(net.sizes[pop], eqs, threshold=module.THRESHOLD, refractory=module.REFRACTORY,
-                               method=method, namespace=ns, dt=dt, name=group_name(pop))
+                               method=method, namespace=ns, name=group_name(pop))
         for name, values in params.items():          # before the steady states, which may read them
             dim = group.variables[name].dim
             setattr(group, name, np.asarray(values) if dim.is_dimensionless else b2.Quantity(values, dim=dim))
@@ -212,7 +215,7 @@ def build_drawn_network(modules, experiment, method):
     for src in spec.sources:
         idx, steps, moved = shifted_source_times(*net.source_spikes[src.name], experiment.dt)
         shifted += moved
-        sources[src.name] = b2.SpikeGeneratorGroup(src.size, idx, steps * dt, dt=dt, sorted=True,
+        sources[src.name] = b2.SpikeGeneratorGroup(src.size, idx, steps * dt, sorted=True,
                                                    name="src_" + re.sub(r"\W", "_", src.name).lower())
         objects.append(sources[src.name])
     for proj, edges in zip(spec.projections, net.edges):
@@ -221,7 +224,7 @@ def build_drawn_network(modules, experiment, method):
         unit, on_pre = modules[proj.target].SYNAPSES[proj.synapse]
         pre = sources[proj.source] if proj.source in sources else groups[proj.source]
         name = f"proj_{proj.index}_" + re.sub(r"\W", "_", proj.synapse).lower()
-        syn = b2.Synapses(pre, groups[proj.target], model=f"w : {unit}", on_pre=on_pre, dt=dt, name=name)
+        syn = b2.Synapses(pre, groups[proj.target], model=f"w : {unit}", on_pre=on_pre, name=name)
         syn.connect(i=np.asarray(edges.pre, dtype=np.int32), j=np.asarray(edges.post, dtype=np.int32))
         dim = syn.variables["w"].dim
         syn.w = b2.Quantity(np.asarray(edges.weight, float), dim=dim)
