@@ -221,3 +221,29 @@ def test_noise_runs_differ_by_seed_and_repeat_with_one(tmp_path):
     for r in (a, c):
         rate = np.sum(r.spike_i < 20) / 20 / 0.2
         assert 2 < rate < 100, rate
+
+
+@pytest.mark.slow
+@pytest.mark.needs_nvcc
+def test_cuda_project_of_a_network(tmp_path, cli):
+    """brian2cuda generates the network (a NeuronGroup per population, the sources, a Synapses per
+    projection; every population's module written beside the main one), and nvcc compiles a synapse's
+    spike-propagation code object, which reads Brian2's defaultclock (undefined there until the network
+    ran on it). No GPU runs it here."""
+    import re
+    import subprocess
+    from test_cuda import NO_GPU
+    path = small_network(tmp_path, device="cuda_standalone", duration="20 ms")
+    out = tmp_path / "cuda"
+    done = cli("compile", SMALL_NET, "--cell", "HH", "--target", "brian2", "--device", "cuda_standalone",
+               "--experiment", path, "-o", out, env=NO_GPU)
+    assert done.returncode == 0, done.stdout + done.stderr
+    project = out / "cuda_project"
+    codes = sorted(p.name for p in (project / "code_objects").glob("proj_*_pre_codeobject.cu"))
+    assert codes == ["proj_0_ampa_pre_codeobject.cu", "proj_1_ampa_pre_codeobject.cu",
+                     "proj_2_gaba_pre_codeobject.cu", "proj_3_ampa_pre_codeobject.cu"]
+    assert re.search(r"defaultclock", (project / "code_objects" / codes[0]).read_text())
+    obj = f"code_objects/{codes[0].replace('.cu', '.o')}"
+    made = subprocess.run(["make", obj], cwd=project, capture_output=True, text=True, timeout=1800)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    assert (project / obj).is_file()
