@@ -37,14 +37,16 @@ def build_network(module, experiment, method, modules=None):
     if experiment.record_spikes is not None:
         spikes = b2.SpikeMonitor(group, record=True, name="spikes")
         objects.append(spikes)
-    monitors = []
-    for k, tr in enumerate(experiment.traces):
-        mon = b2.StateMonitor(group, list(tr.variables), record=list(tr.neurons),
-                              dt=tr.interval * b2.second, name=f"traces_{k}")
-        monitors.append(mon)
-        objects.append(mon)
-    net = b2.Network(*objects)
+    monitors = trace_monitors(group, experiment)
+    net = b2.Network(*objects, *monitors)
     return net, group, spikes, monitors
+
+
+def trace_monitors(group, experiment) -> list:
+    """One StateMonitor per trace group of the experiment, on `group` (the main population)."""
+    import brian2 as b2
+    return [b2.StateMonitor(group, list(tr.variables), record=list(tr.neurons), dt=tr.interval * b2.second,
+                            name=f"traces_{k}") for k, tr in enumerate(experiment.traces)]
 
 
 def protocol_segments(experiment):
@@ -239,14 +241,8 @@ def build_drawn_network(modules, experiment, method):
             mon = b2.SpikeMonitor(groups[pop], record=True, name="spikes_" + group_name(pop)[4:])
             spikes.append((mon, offset, pop))
             objects.append(mon)
-    monitors = []
-    main = groups[spec.main]
-    for k, tr in enumerate(experiment.traces):
-        mon = b2.StateMonitor(main, list(tr.variables), record=list(tr.neurons),
-                              dt=tr.interval * b2.second, name=f"traces_{k}")
-        monitors.append(mon)
-        objects.append(mon)
-    network = b2.Network(*objects)
+    monitors = trace_monitors(groups[spec.main], experiment)
+    network = b2.Network(*objects, *monitors)
     network.hhc_shifted_source_spikes = shifted
     return network, groups, spikes, monitors
 
