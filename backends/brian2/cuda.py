@@ -49,7 +49,7 @@ from hhc.compiler.experiment import PROVISIONAL_DT, BackendSettings, Experiment,
 from ..cache import cache_root, file_lock
 from ..results import RunResult
 from .generate import import_generated, module_filename, module_text
-from .network import build_network, check_finite, collect, initial_state, protocol_segments, set_inputs
+from .network import build_network, check_finite, collect, initial_state, run_protocol
 
 DEFAULT_COMPUTE_CAPABILITY = 9.0        # Hopper (H100); CUDA 13's nvcc builds sm_75 and newer
 MIN_COMPUTE_CAPABILITY = 7.5
@@ -491,11 +491,7 @@ def _driver_job(job: dict) -> dict:
     if experiment.drawn is not None:
         b2.seed(experiment.seed)
     net, group, spikes, monitors = build_network(module, experiment, method, modules)
-    for _start, duration, inputs, active in protocol_segments(experiment):
-        set_inputs(group, inputs)
-        for mon, on in zip(monitors, active):
-            mon.active = on
-        net.run(duration * b2.second)
+    run_protocol(net, group, monitors, experiment)
     b2.device.build(directory=build_dir, compile=False, run=False, with_output=False)
     generate_time = time.perf_counter() - t0
     result = {"brian2_version": b2.__version__, "brian2cuda_version": getattr(brian2cuda, "__version__", None),

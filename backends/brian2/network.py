@@ -49,6 +49,17 @@ def trace_monitors(group, experiment) -> list:
                             name=f"traces_{k}") for k, tr in enumerate(experiment.traces)]
 
 
+def run_protocol(net, groups, monitors, experiment) -> None:
+    """net.run over the whole protocol, segment by segment: each segment's inputs set and trace monitors
+    switched on or off first (one piece of code for the standalone devices, which record the runs)."""
+    import brian2 as b2
+    for _start, duration, inputs, active in protocol_segments(experiment):
+        set_inputs(groups, inputs)
+        for mon, on in zip(monitors, active):
+            mon.active = on
+        net.run(duration * b2.second)
+
+
 def protocol_segments(experiment):
     """Protocol phases cut at trace window edges: (start, duration, inputs, active monitor flags)."""
     edges = {0.0}

@@ -25,7 +25,7 @@ from hhc.compiler.errors import HHCError
 from ..cache import cache_root, file_lock
 from ..results import RunResult
 from ..segments import Segment, SegmentStore
-from .network import build_network, check_finite, collect, initial_state, protocol_segments
+from .network import build_network, check_finite, collect, initial_state, protocol_segments, run_protocol
 
 _OMP_FOR = "#pragma omp parallel for schedule(static)"
 
@@ -289,7 +289,6 @@ def run_network_standalone(modules, experiment, method, out_dir, progress) -> Ru
     """A network experiment on cpp_standalone (OpenMP): built once per network, run in one piece."""
     import brian2 as b2
     from brian2.codegen.cpp_prefs import get_compiler_and_args
-    from .network import set_inputs
     threads = int(experiment.backend.threads or 1)
     fast = os.environ.get("HHC_BRIAN2_FAST", "1") != "0"
     build_dir = network_build_dir(modules, experiment, method, fast)
@@ -303,11 +302,7 @@ def run_network_standalone(modules, experiment, method, out_dir, progress) -> Ru
             b2.seed(experiment.seed)       # the noise's random numbers (the network itself is drawn)
             t0 = time.perf_counter()
             net, groups, spikes, monitors = build_network(main, experiment, method, modules)
-            for _start, duration, inputs, active in protocol_segments(experiment):
-                set_inputs(groups, inputs)
-                for mon, on in zip(monitors, active):
-                    mon.active = on
-                net.run(duration * b2.second)
+            run_protocol(net, groups, monitors, experiment)
             info = {"build_dir": str(build_dir), "build_reused": (build_dir / "main").exists(),
                     "compile_time_s": 0.0, "compile_flags": compile_flags(fast), "vectorised_loops": 0,
                     "source_spikes_shifted": net.hhc_shifted_source_spikes}
